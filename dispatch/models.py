@@ -1,0 +1,137 @@
+"""Tables of the case workflow: departments, cases, their history and the calendar overrides."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from app.db import GeometryType, UTCDateTime
+
+
+class CaseStatus(StrEnum):
+    REPORTED = "reported"  # 上报: waiting for the command centre
+    REGISTERED = "registered"  # 立案
+    DISPATCHED = "dispatched"  # 派遣: the unit's clock runs
+    ACCEPTED = "accepted"  # 签收 / 处置中
+    SUSPENDED = "suspended"  # 挂起: clock paused
+    RESOLVED = "resolved"  # 反馈: the unit reports the result
+    VERIFIED = "verified"  # 核查通过
+    CLOSED = "closed"  # 结案
+    REJECTED = "rejected"  # 不予立案 / 作废
+    MERGED = "merged"  # 并单 into another case
+
+
+class WarningLevel(StrEnum):
+    NONE = "none"
+    YELLOW = "yellow"  # 黄牌: most of the limit used
+    RED = "red"  # 红牌: past the limit
+
+
+class Department(SQLModel, table=True):
+    __tablename__ = "department"
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(max_length=16, unique=True, index=True)
+    name: str = Field(max_length=100)
+    short_name: str = Field(default="", max_length=32)
+    # e.g. "08:30-12:00,14:00-17:30"; None → the service-wide office hours.
+    office_hours: str | None = Field(default=None, max_length=100)
+    active: bool = Field(default=True)
+
+
+class Case(SQLModel, table=True):
+    __tablename__ = "gg_case"
+    __table_args__ = (
+        Index("ix_gg_case_next_check_at", "next_check_at"),
+        Index("ix_gg_case_status_id", "status", "id"),
+        Index("ix_gg_case_location", "location", postgresql_using="gist"),
+    )
+    __mapper_args__ = {"version_id_col": "version"}  # noqa: RUF012
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_no: str = Field(max_length=32, unique=True, index=True)
+    status: str = Field(max_length=16)
+    source: str = Field(max_length=16)
+    reporter_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("app_user.id"), nullable=True, index=True)
+    )
+    description: str = Field(sa_column=Column(Text, nullable=False))
+    lat: float
+    lng: float
+    location: Any = Field(sa_column=Column("location", GeometryType("POINT"), nullable=False))
+    grid_code: str = Field(
+        sa_column=Column(String(15), ForeignKey("area.code"), nullable=False, index=True)
+    )
+    grid_rule: str = Field(max_length=16)
+    category_code: str = Field(max_length=2)
+    subcategory_code: str = Field(max_length=8)
+    classification_score: float | None = None
+    department_code: str = Field(
+        sa_column=Column(String(16), ForeignKey("department.code"), nullable=False, index=True)
+    )
+    urgency: str = Field(max_length=16)
+    time_limit_value: int
+    time_limit_unit: str = Field(max_length=16)
+    merged_into_id: int | None = Field(
+        default=None, sa_column=Column(ForeignKey("gg_case.id"), nullable=True)
+    )
+    warning_level: str = Field(default=WarningLevel.NONE, max_length=8)
+    escalation_level: int = Field(default=0)
+    extension_count: int = Field(default=0)
+    return_count: int = Field(default=0)
+    redo_count: int = Field(default=0)
+    # Working seconds left on the clock while suspended (挂起).
+    remaining_seconds: float | None = None
+    status_before_suspend: str | None = Field(default=None, max_length=16)
+    clock_started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    warn_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    next_check_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    occurred_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    reported_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    registered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    dispatched_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    accepted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    verified_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    history_seq: int = Field(default=0)
+    history_head: str = Field(default="", max_length=64)
+    version: int = Field(default=1)
+
+
+class CaseHistory(SQLModel, table=True):
+    """One row per state change; rows of a case form an HMAC chain (tamper-evident)."""
+
+    __tablename__ = "case_history"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(sa_column=Column(ForeignKey("gg_case.id"), nullable=False, index=True))
+    seq: int
+    action: str = Field(max_length=32)
+    from_status: str | None = Field(default=None, max_length=16)
+    to_status: str = Field(max_length=16)
+    actor_id: int | None = Field(default=None)
+    actor_role: str = Field(max_length=16)
+    actor_name: str = Field(max_length=64)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reason: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class CalendarOverride(SQLModel, table=True):
+    """An admin's word on one date (holiday or 调休 working day), above the packaged calendar."""
+
+    __tablename__ = "calendar_override"
+
+    day: date = Field(sa_column=Column(Date, primary_key=True))
+    is_workday: bool
+    note: str = Field(default="", max_length=100)
