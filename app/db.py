@@ -107,10 +107,19 @@ def make_engine(url: str | None = None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        # IMMEDIATE: take the write lock at BEGIN so concurrent writers queue instead of failing.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Writers take the lock at BEGIN (IMMEDIATE) so they queue on the busy timeout instead
+        # of failing when a read turns into a write; readers (see `reader`) never block.
+        if conn.get_execution_options().get("gridgov_readonly"):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def reader(engine: Engine) -> Engine:
+    """The same engine for read-only work: on SQLite it does not take the write lock."""
+    return engine.execution_options(gridgov_readonly=True)
 
 
 @lru_cache

@@ -11,7 +11,9 @@ class GridgovError(Exception):
     status_code: ClassVar[int] = 400
     code: ClassVar[str] = "bad_request"
 
-    def __init__(self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None):
+    def __init__(
+        self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None
+    ):
         super().__init__(detail)
         self.detail = detail
         if code is not None:

@@ -6,7 +6,17 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Date, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 from app.db import GeometryType, UTCDateTime
@@ -43,6 +53,9 @@ class Department(SQLModel, table=True):
     active: bool = Field(default=True)
 
 
+_VERSION = Column("version", Integer, nullable=False)
+
+
 class Case(SQLModel, table=True):
     __tablename__ = "gg_case"
     __table_args__ = (
@@ -50,7 +63,8 @@ class Case(SQLModel, table=True):
         Index("ix_gg_case_status_id", "status", "id"),
         Index("ix_gg_case_location", "location", postgresql_using="gist"),
     )
-    __mapper_args__ = {"version_id_col": "version"}  # noqa: RUF012
+    # Optimistic lock: an UPDATE that finds another version fails (two dispatchers at once).
+    __mapper_args__ = {"version_id_col": _VERSION}  # noqa: RUF012
 
     id: int | None = Field(default=None, primary_key=True)
     case_no: str = Field(max_length=32, unique=True, index=True)
@@ -84,8 +98,9 @@ class Case(SQLModel, table=True):
     extension_count: int = Field(default=0)
     return_count: int = Field(default=0)
     redo_count: int = Field(default=0)
-    # Working seconds left on the clock while suspended (挂起).
-    remaining_seconds: float | None = None
+    # Clock time (in the limit's kind of time) spent suspended (挂起): it does not count.
+    paused_seconds: float = Field(default=0.0)
+    suspended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     status_before_suspend: str | None = Field(default=None, max_length=16)
     clock_started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     warn_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
@@ -102,7 +117,7 @@ class Case(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     history_seq: int = Field(default=0)
     history_head: str = Field(default="", max_length=64)
-    version: int = Field(default=1)
+    version: int = Field(default=1, sa_column=_VERSION)
 
 
 class CaseHistory(SQLModel, table=True):

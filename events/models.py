@@ -23,4 +23,3 @@ class Report(SQLModel, table=True):
     source: str = Field(max_length=16)
     case_id: int = Field(sa_column=Column(ForeignKey("gg_case.id"), nullable=False, index=True))
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
-

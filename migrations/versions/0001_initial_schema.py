@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 18:41:12.297512
+Create Date: 2026-11-23 18:47:17.730777
 """
 
 from collections.abc import Sequence
@@ -121,7 +121,8 @@ def upgrade() -> None:
         sa.Column("extension_count", sa.Integer(), nullable=False),
         sa.Column("return_count", sa.Integer(), nullable=False),
         sa.Column("redo_count", sa.Integer(), nullable=False),
-        sa.Column("remaining_seconds", sa.Float(), nullable=True),
+        sa.Column("paused_seconds", sa.Float(), nullable=False),
+        sa.Column("suspended_at", app.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column(
             "status_before_suspend", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True
         ),

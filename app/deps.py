@@ -1,0 +1,88 @@
+"""FastAPI dependencies: the request's session (its transaction), the runtime, the actor."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.db import reader
+from app.errors import Forbidden, Unauthorized
+from app.models import Role, User, UserGrid
+from app.runtime import Runtime
+from app.security import Actor, read_token
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
+    """The request owns the transaction: commit when the endpoint returns, else roll back."""
+    engine = reader(runtime.engine) if request.method in ("GET", "HEAD") else runtime.engine
+    session = Session(engine, expire_on_commit=False)
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def load_actor(session: Session, user_id: int, token_version: int | None) -> Actor:
+    user = session.get(User, user_id)
+    if user is None or not user.active:
+        raise Unauthorized("unknown or disabled account", code="invalid_token")
+    if token_version is not None and user.token_version != token_version:
+        raise Unauthorized("token revoked; sign in again", code="token_revoked")
+    grids: frozenset[str] = frozenset()
+    if user.role == Role.GRID_WORKER:
+        grids = frozenset(
+            session.execute(select(UserGrid.grid_code).where(UserGrid.user_id == user.id)).scalars()
+        )
+    return Actor(
+        id=user.id,
+        username=user.username,
+        role=Role(user.role),
+        display_name=user.display_name,
+        department_code=user.department_code,
+        grid_codes=grids,
+    )
+
+
+def get_actor(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("a bearer token is required", code="missing_token")
+    claims = read_token(
+        credentials.credentials, secret=runtime.settings.secret_key, now=runtime.now()
+    )
+    return load_actor(session, claims.user_id, claims.token_version)
+
+
+ActorDep = Annotated[Actor, Depends(get_actor)]
+
+
+def require_role(actor: Actor, *roles: Role) -> None:
+    if actor.role not in roles:
+        raise Forbidden(
+            "this needs the role " + " or ".join(r.value for r in roles), code="wrong_role"
+        )

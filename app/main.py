@@ -1,0 +1,213 @@
+"""The FastAPI application factory: routers, one error format, offline docs, the scheduler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import swagger_ui_bundle
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm.exc import StaleDataError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import auth
+from app.db import make_engine
+from app.errors import GridgovError
+from app.runtime import build_runtime, utcnow
+from app.settings import Settings, get_settings
+from dispatch import router as dispatch_router
+from events import router as events_router
+from grid import router as grid_router
+from taxonomy import router as taxonomy_router
+
+log = logging.getLogger("gridgov")
+
+
+def error_body(code: str, detail: str) -> dict[str, str]:
+    return {"error": code, "detail": detail}
+
+
+class BodyLimitMiddleware:
+    """Refuse bodies over the limit (413) and non-JSON bodies on JSON endpoints (415)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, form_paths: frozenset[str]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.form_paths = form_paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await _send_error(send, 413, "payload_too_large", f"body over {self.max_bytes} bytes")
+            return
+        path: str = scope["path"]
+        ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+        if path.startswith("/v1/") and path not in self.form_paths and length not in (None, "0"):
+            if ctype != "application/json":
+                await _send_error(
+                    send, 415, "unsupported_media_type", "send the body as application/json"
+                )
+                return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _TooLarge:
+            await _send_error(send, 413, "payload_too_large", f"body over {self.max_bytes} bytes")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _send_error(send: Send, status: int, code: str, detail: str) -> None:
+    response = JSONResponse(error_body(code, detail), status_code=status)
+    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GridgovError)
+    async def _gridgov(_: Request, exc: GridgovError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return JSONResponse(error_body("malformed_json", "the body is not valid JSON"), 400)
+        parts = []
+        for e in errors[:5]:
+            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return JSONResponse(error_body("validation_error", "; ".join(parts)), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        return JSONResponse(
+            error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(_: Request, exc: StaleDataError) -> JSONResponse:
+        return JSONResponse(
+            error_body("stale_case", "the case changed meanwhile; reload and retry"), 409
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        return JSONResponse(error_body("internal_error", "an internal error occurred"), 500)
+
+
+def create_app(
+    *,
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    scheduler: bool = False,
+) -> FastAPI:
+    settings = settings or get_settings()
+    engine = engine or make_engine(settings.database_url)
+    runtime = build_runtime(settings, engine, clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        sched = None
+        if scheduler:
+            from app.scheduler import start_scheduler
+
+            sched = start_scheduler(runtime)
+        try:
+            yield
+        finally:
+            if sched is not None:
+                sched.shutdown(wait=False)
+
+    app = FastAPI(
+        title="gridgov",
+        summary="网格化社会治理: reports → micro-grid → category → department → deadline → closure",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    _install_error_handlers(app)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        form_paths=frozenset({"/v1/auth/token"}),
+    )
+    app.mount(
+        "/static/swagger",
+        StaticFiles(directory=swagger_ui_bundle.swagger_ui_path),
+        name="swagger",
+    )
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="gridgov API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, Any]:
+        return {"status": "ok"}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> HTMLResponse:
+        return HTMLResponse(_INDEX_HTML)
+
+    for router in (
+        auth.router,
+        events_router.router,
+        dispatch_router.router,
+        grid_router.router,
+        taxonomy_router.router,
+    ):
+        app.include_router(router)
+    return app
+
+
+_INDEX_HTML = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
+<title>gridgov 网格化社会治理</title></head><body>
+<h1>gridgov 网格化社会治理服务</h1>
+<p>服务运行中。<a href="/docs">接口文档</a> · <a href="/openapi.json">OpenAPI</a> ·
+<a href="/healthz">健康检查</a></p></body></html>"""
+
+
+def app_from_env() -> FastAPI:
+    """Factory for uvicorn workers started by `gridgov serve`."""
+    import os
+
+    return create_app(scheduler=os.environ.get("GRIDGOV_SCHEDULER", "1") == "1")

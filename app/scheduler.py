@@ -1,0 +1,40 @@
+"""APScheduler inside `gridgov serve`: the SLA sweep every minute (several processes may run it)."""
+
+from __future__ import annotations
+
+import logging
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from app.runtime import Runtime
+from dispatch.tasks import run_sweep
+
+log = logging.getLogger("gridgov.scheduler")
+
+
+def sweep_job(runtime: Runtime) -> None:
+    try:
+        run_sweep(
+            runtime.engine,
+            now=runtime.now(),
+            calendars=runtime.calendars,
+            policy=runtime.policy,
+            batch=runtime.settings.sweep_batch,
+        )
+    except Exception:  # a failed sweep must not stop the scheduler; the next one retries
+        log.exception("SLA sweep failed")
+
+
+def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
+    scheduler = BackgroundScheduler(timezone="UTC")
+    scheduler.add_job(
+        sweep_job,
+        "interval",
+        seconds=runtime.settings.sweep_interval_seconds,
+        args=[runtime],
+        id="sla_sweep",
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,144 @@
+"""Working time (工作时/工作日): office hours on working days, China's holidays and 调休.
+
+Which dates are working days: an admin override (table `calendar_override`) first, then the
+`chinese-calendar` package (statutory holidays and the weekend days made working days by
+调休), and for years that package does not know yet, Monday to Friday until an admin enters
+that year's State Council notice as overrides. Limits in working days count as that many
+full office days of working hours, so a clock that starts mid-afternoon ends mid-afternoon.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+import chinese_calendar
+
+from taxonomy.catalogue import TimeUnit
+
+_MAX_DAYS_SCANNED = 3 * 366  # a limit that needs more working days than this is a config error
+_INTERVAL = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_office_hours(spec: str) -> tuple[tuple[time, time], ...]:
+    """Parse "08:30-12:00,14:00-17:30" into ordered, non-overlapping intervals."""
+    intervals: list[tuple[time, time]] = []
+    for part in spec.split(","):
+        m = _INTERVAL.match(part)
+        if not m:
+            raise ValueError(f"bad office-hours interval {part!r}; expected HH:MM-HH:MM")
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        if not (0 <= h1 <= 23 and 0 <= h2 <= 24 and m1 < 60 and m2 < 60):
+            raise ValueError(f"bad office-hours interval {part!r}")
+        start = time(h1, m1)
+        end = time.max if (h2, m2) == (24, 0) else time(h2, m2)
+        if end <= start:
+            raise ValueError(f"office-hours interval {part!r} ends before it starts")
+        if intervals and start < intervals[-1][1]:
+            raise ValueError("office-hours intervals must be ordered and not overlap")
+        intervals.append((start, end))
+    if not intervals:
+        raise ValueError("office hours are empty")
+    return tuple(intervals)
+
+
+def packaged_is_workday(day: date) -> bool | None:
+    """The chinese-calendar package's answer, or None for a year it has no data for."""
+    try:
+        return bool(chinese_calendar.is_workday(day))
+    except NotImplementedError:
+        return None
+
+
+@dataclass(frozen=True)
+class WorkCalendar:
+    office_hours: tuple[tuple[time, time], ...]
+    tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
+    overrides: Mapping[date, bool] = field(default_factory=dict)
+
+    @property
+    def seconds_per_day(self) -> float:
+        return sum(_seconds(a, b) for a, b in self.office_hours)
+
+    def is_workday(self, day: date) -> bool:
+        override = self.overrides.get(day)
+        if override is not None:
+            return override
+        packaged = packaged_is_workday(day)
+        if packaged is not None:
+            return packaged
+        return day.weekday() < 5
+
+    def _work_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
+        if not self.is_workday(day):
+            return []
+        return [
+            (datetime.combine(day, a, self.tz), datetime.combine(day, b, self.tz))
+            for a, b in self.office_hours
+        ]
+
+    def add_working_seconds(self, start: datetime, seconds: float) -> datetime:
+        """The instant when `seconds` of office time have passed since `start`."""
+        if seconds < 0:
+            raise ValueError("cannot add negative working time")
+        local = start.astimezone(self.tz)
+        remaining = timedelta(seconds=seconds)
+        day = local.date()
+        for _ in range(_MAX_DAYS_SCANNED):
+            for a, b in self._work_intervals(day):
+                if local >= b:
+                    continue
+                seg_start = max(local, a)
+                available = b - seg_start
+                if remaining <= available:
+                    return (seg_start + remaining).astimezone(UTC)
+                remaining -= available
+            day += timedelta(days=1)
+        raise ValueError("no working time found within three years; check calendar overrides")
+
+    def working_seconds_between(self, start: datetime, end: datetime) -> float:
+        """Office time between two instants (negative when end is before start)."""
+        if end < start:
+            return -self.working_seconds_between(end, start)
+        a_local = start.astimezone(self.tz)
+        b_local = end.astimezone(self.tz)
+        total = 0.0
+        day = a_local.date()
+        while day <= b_local.date():
+            for a, b in self._work_intervals(day):
+                lo = max(a, a_local)
+                hi = min(b, b_local)
+                if hi > lo:
+                    total += (hi - lo).total_seconds()
+            day += timedelta(days=1)
+        return total
+
+    def seconds_for(self, amount: float, unit: TimeUnit) -> float:
+        """A limit as seconds of its own kind of time (natural or office)."""
+        if unit is TimeUnit.NATURAL_HOURS:
+            return amount * 3600.0
+        if unit is TimeUnit.WORKING_HOURS:
+            return amount * 3600.0
+        return amount * self.seconds_per_day
+
+    def add(self, start: datetime, amount: float, unit: TimeUnit) -> datetime:
+        """Deadline `amount` units after `start`."""
+        return self.add_seconds(start, self.seconds_for(amount, unit), unit)
+
+    def add_seconds(self, start: datetime, seconds: float, unit: TimeUnit) -> datetime:
+        if unit is TimeUnit.NATURAL_HOURS:
+            return start + timedelta(seconds=seconds)
+        return self.add_working_seconds(start, seconds)
+
+    def seconds_between(self, start: datetime, end: datetime, unit: TimeUnit) -> float:
+        """Elapsed time between two instants, counted the way `unit` counts it."""
+        if unit is TimeUnit.NATURAL_HOURS:
+            return (end - start).total_seconds()
+        return self.working_seconds_between(start, end)
+
+
+def _seconds(a: time, b: time) -> float:
+    return (datetime.combine(date.min, b) - datetime.combine(date.min, a)).total_seconds()

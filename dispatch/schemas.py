@@ -1,0 +1,143 @@
+"""API shapes of cases and workflow actions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.models import Role
+from app.security import Actor, mask_name
+from dispatch.models import Case, CaseHistory
+
+
+class HistoryOut(BaseModel):
+    seq: int
+    action: str
+    from_status: str | None
+    to_status: str
+    actor: str
+    actor_role: str
+    at: datetime
+    reason: str | None
+    data: dict[str, Any]
+
+
+class CaseOut(BaseModel):
+    id: int
+    case_no: str
+    status: str
+    source: str
+    description: str
+    lat: float
+    lng: float
+    grid_code: str
+    grid_rule: str
+    category_code: str
+    subcategory_code: str
+    classification_score: float | None
+    department_code: str
+    urgency: str
+    time_limit: dict[str, Any]
+    due_at: datetime | None
+    warn_at: datetime | None
+    warning_level: str
+    escalation_level: int
+    extension_count: int
+    return_count: int
+    redo_count: int
+    merged_into_id: int | None
+    reported_at: datetime
+    occurred_at: datetime | None
+    registered_at: datetime | None
+    dispatched_at: datetime | None
+    accepted_at: datetime | None
+    resolved_at: datetime | None
+    verified_at: datetime | None
+    closed_at: datetime | None
+    updated_at: datetime
+    version: int
+    history: list[HistoryOut] | None = None
+
+
+def case_out(case: Case, *, viewer: Actor, history: list[CaseHistory] | None = None) -> CaseOut:
+    """A case as this viewer may see it: actor names masked for those outside the centre."""
+    assert case.id is not None
+    full_names = viewer.is_command_centre
+    return CaseOut(
+        id=case.id,
+        case_no=case.case_no,
+        status=case.status,
+        source=case.source,
+        description=case.description,
+        lat=case.lat,
+        lng=case.lng,
+        grid_code=case.grid_code,
+        grid_rule=case.grid_rule,
+        category_code=case.category_code,
+        subcategory_code=case.subcategory_code,
+        classification_score=case.classification_score,
+        department_code=case.department_code,
+        urgency=case.urgency,
+        time_limit={"value": case.time_limit_value, "unit": case.time_limit_unit},
+        due_at=case.due_at,
+        warn_at=case.warn_at,
+        warning_level=case.warning_level,
+        escalation_level=case.escalation_level,
+        extension_count=case.extension_count,
+        return_count=case.return_count,
+        redo_count=case.redo_count,
+        merged_into_id=case.merged_into_id,
+        reported_at=case.reported_at,
+        occurred_at=case.occurred_at,
+        registered_at=case.registered_at,
+        dispatched_at=case.dispatched_at,
+        accepted_at=case.accepted_at,
+        resolved_at=case.resolved_at,
+        verified_at=case.verified_at,
+        closed_at=case.closed_at,
+        updated_at=case.updated_at,
+        version=case.version,
+        history=None
+        if history is None
+        else [
+            HistoryOut(
+                seq=h.seq,
+                action=h.action,
+                from_status=h.from_status,
+                to_status=h.to_status,
+                actor=h.actor_name
+                if full_names or h.actor_id == viewer.id or h.actor_role == Role.ADMIN
+                else (mask_name(h.actor_name) or ""),
+                actor_role=h.actor_role,
+                at=h.at,
+                reason=h.reason,
+                data=h.data,
+            )
+            for h in history
+        ],
+    )
+
+
+class ActionIn(BaseModel):
+    """Parameters of a workflow action; which ones are needed depends on the action."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str | None = Field(default=None, max_length=2000)
+    note: str | None = Field(default=None, max_length=4000)
+    department_code: str | None = Field(default=None, max_length=16)
+    grid_code: str | None = Field(default=None, max_length=15)
+    subcategory_code: str | None = Field(default=None, max_length=8)
+    amount: float | None = Field(default=None, description="extend: how much, in the case's unit")
+    passed: bool | None = Field(default=None, description="verify: false sends it back (重办)")
+    into_case_id: int | None = None
+    expected_version: int | None = Field(
+        default=None, description="reject the action if the case changed since this version"
+    )
+
+
+class CaseListOut(BaseModel):
+    items: list[CaseOut]
+    next_before_id: int | None

@@ -1,0 +1,703 @@
+"""Case rules with the database at the edge: open, act, list, sweep. Services flush, never commit."""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from app.db import reader
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.models import Role
+from app.security import SYSTEM_ACTOR, Actor
+from dispatch import audit, sla
+from dispatch.calendar import WorkCalendar, parse_office_hours
+from dispatch.models import (
+    CalendarOverride,
+    Case,
+    CaseHistory,
+    CaseStatus,
+    Department,
+    WarningLevel,
+)
+from dispatch.workflow import CLOCK_STATUSES, RULES, Action, Party, may_act
+from taxonomy.catalogue import Catalogue, TimeUnit
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Service-wide SLA and audit settings (from configuration)."""
+
+    audit_key: str
+    warn_fraction: float = 0.8
+    escalate_every_fraction: float = 0.5
+    max_extensions: int = 2
+
+
+class CalendarProvider:
+    """Per-process working calendars; overrides re-read from the database every `ttl` seconds."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        office_hours: str,
+        timezone: str,
+        ttl: float = 60.0,
+        monotonic: Callable[[], float] = _time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._default_hours = office_hours
+        self._tz = ZoneInfo(timezone)
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._loaded_at = -float("inf")
+        self._overrides: dict[Any, bool] = {}
+        self._calendars: dict[str, WorkCalendar] = {}
+
+    def get(self, office_hours: str | None = None) -> WorkCalendar:
+        spec = office_hours or self._default_hours
+        with self._lock:
+            if self._monotonic() - self._loaded_at >= self._ttl:
+                with Session(reader(self._engine)) as session:
+                    rows = session.execute(select(CalendarOverride)).scalars().all()
+                self._overrides = {r.day: r.is_workday for r in rows}
+                self._calendars = {}
+                self._loaded_at = self._monotonic()
+            cal = self._calendars.get(spec)
+            if cal is None:
+                cal = WorkCalendar(parse_office_hours(spec), self._tz, dict(self._overrides))
+                self._calendars[spec] = cal
+            return cal
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = -float("inf")
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Where a new case goes: its classification and the responsible unit with its limit."""
+
+    category_code: str
+    subcategory_code: str
+    classification_score: float | None
+    department_code: str
+    urgency: str
+    time_limit_value: int
+    time_limit_unit: TimeUnit
+
+
+@dataclass(frozen=True)
+class NewCase:
+    source: str
+    reporter_id: int | None
+    description: str
+    lng: float
+    lat: float
+    grid_code: str
+    grid_rule: str
+    routing: Routing
+    occurred_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ActionParams:
+    reason: str | None = None
+    note: str | None = None
+    department_code: str | None = None
+    grid_code: str | None = None
+    subcategory_code: str | None = None
+    amount: float | None = None
+    passed: bool | None = None
+    into_case_id: int | None = None
+    expected_version: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def routing_for(
+    catalogue: Catalogue, subcategory_code: str, *, score: float | None = None
+) -> Routing:
+    sub = catalogue.subcategory(subcategory_code)
+    if sub is None:
+        raise ValidationFailed(
+            f"unknown subcategory {subcategory_code!r}", code="unknown_subcategory"
+        )
+    return Routing(
+        category_code=catalogue.category_of(sub.code).code,
+        subcategory_code=sub.code,
+        classification_score=score,
+        department_code=sub.department_code,
+        urgency=str(sub.urgency),
+        time_limit_value=sub.time_limit.value,
+        time_limit_unit=TimeUnit(sub.time_limit.unit),
+    )
+
+
+def department_calendar(
+    session: Session, calendars: CalendarProvider, department_code: str
+) -> WorkCalendar:
+    hours = session.execute(
+        select(Department.office_hours).where(Department.code == department_code)
+    ).scalar()
+    return calendars.get(hours)
+
+
+def require_department(session: Session, code: str) -> None:
+    found = session.execute(
+        select(Department.id).where(Department.code == code, Department.active.is_(True))  # type: ignore[attr-defined]
+    ).first()
+    if found is None:
+        raise ValidationFailed(f"unknown department {code!r}", code="unknown_department")
+
+
+def _record(
+    session: Session,
+    case: Case,
+    *,
+    policy: Policy,
+    action: str,
+    from_status: str | None,
+    actor: Actor,
+    now: datetime,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Append one link to the case's history chain."""
+    assert case.id is not None
+    seq = case.history_seq + 1
+    payload = data or {}
+    actor_name = actor.display_name or actor.username
+    digest = audit.row_digest(
+        key=policy.audit_key,
+        prev_hash=case.history_head or audit.GENESIS,
+        case_id=case.id,
+        seq=seq,
+        action=action,
+        from_status=from_status,
+        to_status=case.status,
+        actor_id=actor.id,
+        actor_role=str(actor.role),
+        actor_name=actor_name,
+        at=now,
+        reason=reason,
+        data=payload,
+    )
+    session.add(
+        CaseHistory(
+            case_id=case.id,
+            seq=seq,
+            action=action,
+            from_status=from_status,
+            to_status=case.status,
+            actor_id=actor.id,
+            actor_role=str(actor.role),
+            actor_name=actor_name,
+            at=now,
+            reason=reason,
+            data=payload,
+            prev_hash=case.history_head or audit.GENESIS,
+            hash=digest,
+        )
+    )
+    case.history_seq = seq
+    case.history_head = digest
+
+
+def _set_deadlines(case: Case, *, calendar: WorkCalendar, policy: Policy) -> None:
+    """Deadlines from the clock start, the limit and the time spent suspended (挂起)."""
+    unit = TimeUnit(case.time_limit_unit)
+    limit = calendar.seconds_for(case.time_limit_value, unit)
+    start = case.clock_started_at
+    case.warn_at = calendar.add_seconds(
+        start, limit * policy.warn_fraction + case.paused_seconds, unit
+    )
+    case.due_at = calendar.add_seconds(start, limit + case.paused_seconds, unit)
+
+
+def _apply_sla(
+    case: Case,
+    *,
+    calendar: WorkCalendar,
+    policy: Policy,
+    now: datetime,
+    actor: Actor | None,
+    session: Session | None,
+) -> list[str]:
+    """Bring warning/escalation up to `now`; record changes when a session is given."""
+    if CaseStatus(case.status) not in CLOCK_STATUSES or case.due_at is None or case.warn_at is None:
+        case.next_check_at = None
+        return []
+    state = sla.evaluate(
+        now=now,
+        warn_at=case.warn_at,
+        due_at=case.due_at,
+        amount=case.time_limit_value,
+        unit=TimeUnit(case.time_limit_unit),
+        calendar=calendar,
+        escalate_every_fraction=policy.escalate_every_fraction,
+    )
+    events: list[str] = []
+    old_level = WarningLevel(case.warning_level)
+    if state.warning_level != old_level:
+        if state.warning_level is WarningLevel.YELLOW and old_level is WarningLevel.NONE:
+            events.append("sla_warning")
+        elif state.warning_level is WarningLevel.RED:
+            events.append("sla_overdue")
+        case.warning_level = state.warning_level
+    if state.escalation_level > case.escalation_level:
+        if state.escalation_level > 1 or "sla_overdue" not in events:
+            events.append("sla_escalated")
+        case.escalation_level = state.escalation_level
+    case.next_check_at = state.next_check_at
+    if session is not None and actor is not None:
+        for event in events:
+            _record(
+                session,
+                case,
+                policy=policy,
+                action=event,
+                from_status=case.status,
+                actor=actor,
+                now=now,
+                data={
+                    "warning_level": case.warning_level,
+                    "escalation_level": case.escalation_level,
+                    "escalated_to": sla.ESCALATION_TARGETS.get(case.escalation_level),
+                    "due_at": case.due_at.isoformat() if case.due_at else None,
+                },
+            )
+    return events
+
+
+def case_no_for(case_id: int, reported_at: datetime, tz: ZoneInfo) -> str:
+    """Human case number: local report date + zero-padded id, e.g. 20261123000042."""
+    return f"{reported_at.astimezone(tz):%Y%m%d}{case_id:06d}"
+
+
+def open_case(
+    session: Session,
+    *,
+    new: NewCase,
+    actor: Actor,
+    now: datetime,
+    calendars: CalendarProvider,
+    policy: Policy,
+) -> Case:
+    """Create a case (status `reported`) with its clock started now and its first history row."""
+    calendar = department_calendar(session, calendars, new.routing.department_code)
+    r = new.routing
+    case = Case(
+        case_no=f"pending-{now.timestamp()}-{id(new)}",
+        status=CaseStatus.REPORTED,
+        source=new.source,
+        reporter_id=new.reporter_id,
+        description=new.description,
+        lat=new.lat,
+        lng=new.lng,
+        location=_point(new.lng, new.lat),
+        grid_code=new.grid_code,
+        grid_rule=new.grid_rule,
+        category_code=r.category_code,
+        subcategory_code=r.subcategory_code,
+        classification_score=r.classification_score,
+        department_code=r.department_code,
+        urgency=r.urgency,
+        time_limit_value=r.time_limit_value,
+        time_limit_unit=r.time_limit_unit,
+        clock_started_at=now,
+        occurred_at=new.occurred_at,
+        reported_at=now,
+        updated_at=now,
+    )
+    _set_deadlines(case, calendar=calendar, policy=policy)
+    _apply_sla(case, calendar=calendar, policy=policy, now=now, actor=None, session=None)
+    session.add(case)
+    session.flush()
+    assert case.id is not None
+    case.case_no = case_no_for(case.id, now, calendar.tz)
+    _record(
+        session,
+        case,
+        policy=policy,
+        action="report",
+        from_status=None,
+        actor=actor,
+        now=now,
+        data={
+            "source": new.source,
+            "grid_code": new.grid_code,
+            "grid_rule": new.grid_rule,
+            "subcategory_code": r.subcategory_code,
+            "department_code": r.department_code,
+            "due_at": case.due_at.isoformat() if case.due_at else None,
+        },
+    )
+    session.flush()
+    return case
+
+
+def _point(lng: float, lat: float) -> Any:
+    from shapely.geometry import Point
+
+    return Point(lng, lat)
+
+
+def visibility(actor: Actor) -> ColumnElement[bool] | None:
+    """Which cases an actor may see (None: all): role and place."""
+    if actor.is_command_centre:
+        return None
+    if actor.role is Role.DEPARTMENT:
+        return and_(
+            Case.department_code == (actor.department_code or ""),
+            Case.dispatched_at.is_not(None),  # type: ignore[union-attr]
+        )
+    if actor.role is Role.GRID_WORKER:
+        return or_(
+            Case.grid_code.in_(sorted(actor.grid_codes)),  # type: ignore[attr-defined]
+            Case.reporter_id == actor.id,
+        )
+    return Case.id == -1  # type: ignore[arg-type]
+
+
+def get_case(session: Session, *, case_id: int, actor: Actor, for_update: bool = False) -> Case:
+    query = select(Case).where(Case.id == case_id)
+    scope = visibility(actor)
+    if for_update:
+        query = query.with_for_update()
+    case = session.execute(query).scalar()
+    if case is None:
+        raise NotFound(f"case {case_id} not found", code="case_not_found")
+    if scope is not None and not _visible(case, actor):
+        raise NotFound(f"case {case_id} not found", code="case_not_found")
+    return case
+
+
+def _visible(case: Case, actor: Actor) -> bool:
+    if actor.is_command_centre:
+        return True
+    if actor.role is Role.DEPARTMENT:
+        return case.department_code == actor.department_code and case.dispatched_at is not None
+    if actor.role is Role.GRID_WORKER:
+        return case.grid_code in actor.grid_codes or case.reporter_id == actor.id
+    return False
+
+
+def history(session: Session, case_id: int) -> list[CaseHistory]:
+    return list(
+        session.execute(
+            select(CaseHistory).where(CaseHistory.case_id == case_id).order_by(CaseHistory.seq)  # type: ignore[arg-type]
+        ).scalars()
+    )
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    status: str | None = None
+    grid_code: str | None = None
+    department_code: str | None = None
+    warning_level: str | None = None
+    before_id: int | None = None
+    limit: int = 50
+
+
+def list_cases(session: Session, *, actor: Actor, filters: CaseFilter) -> list[Case]:
+    query = select(Case).order_by(Case.id.desc())  # type: ignore[union-attr]
+    scope = visibility(actor)
+    if scope is not None:
+        query = query.where(scope)
+    if filters.status:
+        query = query.where(Case.status == filters.status)
+    if filters.grid_code:
+        query = query.where(Case.grid_code.startswith(filters.grid_code))  # type: ignore[attr-defined]
+    if filters.department_code:
+        query = query.where(Case.department_code == filters.department_code)
+    if filters.warning_level:
+        query = query.where(Case.warning_level == filters.warning_level)
+    if filters.before_id is not None:
+        query = query.where(Case.id < filters.before_id)  # type: ignore[operator]
+    return list(session.execute(query.limit(filters.limit)).scalars())
+
+
+def act(
+    session: Session,
+    *,
+    case_id: int,
+    action: Action,
+    params: ActionParams,
+    actor: Actor,
+    now: datetime,
+    calendars: CalendarProvider,
+    policy: Policy,
+    catalogue: Catalogue,
+    grid_exists: Callable[[str], bool],
+) -> Case:
+    """Apply one workflow action under a row lock, with every guard, and record it."""
+    case = get_case(session, case_id=case_id, actor=actor, for_update=True)
+    rule = RULES[action]
+    if not may_act(
+        rule.party,
+        role=actor.role,
+        actor_department=actor.department_code,
+        actor_grids=actor.grid_codes,
+        case_department=case.department_code,
+        case_grid=case.grid_code,
+    ):
+        raise Forbidden(_who_may(rule.party, action), code="not_permitted")
+    if params.expected_version is not None and params.expected_version != case.version:
+        raise Conflict(
+            f"case {case.case_no} changed meanwhile (version {case.version}); reload and retry",
+            code="stale_case",
+        )
+    status = CaseStatus(case.status)
+    if status not in rule.sources:
+        raise Conflict(
+            f"cannot {action} a case that is {status}; allowed from: "
+            + ", ".join(sorted(rule.sources)),
+            code="illegal_transition",
+        )
+    reason = (params.reason or "").strip() or None
+    note = (params.note or "").strip() or None
+    if rule.reason_required and reason is None:
+        raise ValidationFailed(f"{action} needs a reason", code="reason_required")
+    if rule.note_required and note is None:
+        raise ValidationFailed(f"{action} needs a note on the result", code="note_required")
+
+    data: dict[str, Any] = {}
+    calendar = department_calendar(session, calendars, case.department_code)
+
+    if action is Action.REGISTER:
+        _override_routing(session, case, params, catalogue, grid_exists, data)
+        case.status = CaseStatus.REGISTERED
+        case.registered_at = now
+    elif action is Action.REJECT:
+        case.status = CaseStatus.REJECTED
+    elif action is Action.DISPATCH:
+        if params.department_code and params.department_code != case.department_code:
+            require_department(session, params.department_code)
+            data["department_from"] = case.department_code
+            case.department_code = params.department_code
+            calendar = department_calendar(session, calendars, case.department_code)
+        data["department_code"] = case.department_code
+        if case.return_count:  # 改派: the clock passes to the new owner
+            _restart_clock(case, now)
+        case.status = CaseStatus.DISPATCHED
+        case.dispatched_at = now
+    elif action is Action.ACCEPT:
+        case.status = CaseStatus.ACCEPTED
+        case.accepted_at = now
+    elif action is Action.RETURN:
+        data["department_code"] = case.department_code
+        case.return_count += 1
+        case.status = CaseStatus.REGISTERED
+    elif action is Action.EXTEND:
+        if case.extension_count >= policy.max_extensions:
+            raise Conflict(
+                f"case {case.case_no} was already extended {case.extension_count} times",
+                code="extension_limit",
+            )
+        amount = params.amount
+        if amount is None or not (0 < amount <= max(case.time_limit_value, 1) * 10):
+            raise ValidationFailed(
+                "extend needs a positive amount in the case's time-limit unit",
+                code="invalid_amount",
+            )
+        data.update(amount=amount, unit=case.time_limit_unit)
+        case.time_limit_value = int(round(case.time_limit_value + amount))
+        case.extension_count += 1
+    elif action is Action.SUSPEND:
+        case.status_before_suspend = case.status
+        case.status = CaseStatus.SUSPENDED
+        case.suspended_at = now
+    elif action is Action.RESUME:
+        assert case.suspended_at is not None
+        unit = TimeUnit(case.time_limit_unit)
+        paused = max(0.0, calendar.seconds_between(case.suspended_at, now, unit))
+        case.paused_seconds += paused
+        data["paused_seconds"] = paused
+        case.status = case.status_before_suspend or CaseStatus.ACCEPTED
+        case.status_before_suspend = None
+        case.suspended_at = None
+    elif action is Action.RESOLVE:
+        data["note"] = note
+        case.status = CaseStatus.RESOLVED
+        case.resolved_at = now
+    elif action is Action.VERIFY:
+        passed = True if params.passed is None else params.passed
+        data["passed"] = passed
+        if passed:
+            case.status = CaseStatus.VERIFIED
+            case.verified_at = now
+        else:  # 重办: back to the unit, counts against it
+            if reason is None:
+                raise ValidationFailed("a failed check needs a reason", code="reason_required")
+            case.redo_count += 1
+            _restart_clock(case, now)
+            case.status = CaseStatus.DISPATCHED
+            case.resolved_at = None
+    elif action is Action.CLOSE:
+        case.status = CaseStatus.CLOSED
+        case.closed_at = now
+    elif action is Action.REOPEN:
+        case.redo_count += 1
+        _restart_clock(case, now)
+        case.status = CaseStatus.DISPATCHED
+        case.resolved_at = case.verified_at = case.closed_at = None
+    elif action is Action.MERGE:
+        target = _merge_target(session, case, params)
+        data["into_case_no"] = target.case_no
+        case.status = CaseStatus.MERGED
+        case.merged_into_id = target.id
+        _record(
+            session,
+            target,
+            policy=policy,
+            action="merged_from",
+            from_status=target.status,
+            actor=actor,
+            now=now,
+            reason=reason,
+            data={"case_no": case.case_no},
+        )
+        target.updated_at = now
+
+    if action in (Action.EXTEND, Action.RESUME, Action.DISPATCH, Action.REOPEN, Action.VERIFY) or (
+        action is Action.REGISTER and data
+    ):
+        _set_deadlines(case, calendar=calendar, policy=policy)
+    if note and action is not Action.RESOLVE:
+        data["note"] = note
+    case.updated_at = now
+    _record(
+        session,
+        case,
+        policy=policy,
+        action=str(action),
+        from_status=status,
+        actor=actor,
+        now=now,
+        reason=reason,
+        data=data,
+    )
+    # Consequences on the clock come after the action in the log, by the system.
+    _apply_sla(case, calendar=calendar, policy=policy, now=now, actor=SYSTEM_ACTOR, session=session)
+    session.flush()
+    return case
+
+
+def _restart_clock(case: Case, now: datetime) -> None:
+    case.clock_started_at = now
+    case.paused_seconds = 0.0
+    case.warning_level = WarningLevel.NONE
+
+
+def _override_routing(
+    session: Session,
+    case: Case,
+    params: ActionParams,
+    catalogue: Catalogue,
+    grid_exists: Callable[[str], bool],
+    data: dict[str, Any],
+) -> None:
+    """The dispatcher's word overrides classification, unit and grid at registration."""
+    if params.subcategory_code and params.subcategory_code != case.subcategory_code:
+        routing = routing_for(catalogue, params.subcategory_code)
+        data["subcategory_from"] = case.subcategory_code
+        case.category_code = routing.category_code
+        case.subcategory_code = routing.subcategory_code
+        case.department_code = routing.department_code
+        case.urgency = routing.urgency
+        case.time_limit_value = routing.time_limit_value
+        case.time_limit_unit = routing.time_limit_unit
+        data["subcategory_code"] = routing.subcategory_code
+    if params.department_code and params.department_code != case.department_code:
+        require_department(session, params.department_code)
+        data["department_from"] = case.department_code
+        case.department_code = params.department_code
+    if params.grid_code and params.grid_code != case.grid_code:
+        if not grid_exists(params.grid_code):
+            raise ValidationFailed(f"unknown grid {params.grid_code!r}", code="unknown_grid")
+        data["grid_from"] = case.grid_code
+        case.grid_code = params.grid_code
+        case.grid_rule = "override"
+
+
+def _merge_target(session: Session, case: Case, params: ActionParams) -> Case:
+    if params.into_case_id is None:
+        raise ValidationFailed("merge needs into_case_id", code="invalid_merge")
+    if params.into_case_id == case.id:
+        raise ValidationFailed("a case cannot be merged into itself", code="invalid_merge")
+    target = session.execute(
+        select(Case).where(Case.id == params.into_case_id).with_for_update()
+    ).scalar()
+    if target is None:
+        raise NotFound(f"case {params.into_case_id} not found", code="case_not_found")
+    if CaseStatus(target.status) in (CaseStatus.REJECTED, CaseStatus.MERGED, CaseStatus.CLOSED):
+        raise Conflict(
+            f"cannot merge into a case that is {target.status}", code="illegal_transition"
+        )
+    return target
+
+
+def _who_may(party: Party, action: Action) -> str:
+    if party is Party.COMMAND_CENTRE:
+        return f"only the command centre (dispatcher) may {action} a case"
+    if party is Party.DEPARTMENT:
+        return f"only the department the case is dispatched to may {action} it"
+    return f"only the grid worker of the case's grid may {action} it"
+
+
+def sweep(
+    session: Session,
+    *,
+    now: datetime,
+    calendars: CalendarProvider,
+    policy: Policy,
+    actor: Actor,
+    batch: int,
+) -> dict[str, int]:
+    """One batch of due cases (by the indexed next_check_at); claimed rows are skipped by others."""
+    due = (
+        select(Case)
+        .where(Case.next_check_at <= now)  # type: ignore[operator]
+        .order_by(Case.next_check_at)  # type: ignore[arg-type]
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    counts = {"checked": 0, "sla_warning": 0, "sla_overdue": 0, "sla_escalated": 0}
+    for case in session.execute(due).scalars():
+        counts["checked"] += 1
+        calendar = department_calendar(session, calendars, case.department_code)
+        # The selection only narrows: re-check the case itself before acting.
+        for event in _apply_sla(
+            case, calendar=calendar, policy=policy, now=now, actor=actor, session=session
+        ):
+            counts[event] += 1
+        case.updated_at = now
+    session.flush()
+    return counts
+
+
+def verify_audit(session: Session, *, key: str) -> tuple[list[audit.ChainProblem], int]:
+    """Check every case's chain, case by case (memory stays flat)."""
+    problems: list[audit.ChainProblem] = []
+    count = 0
+    for case_id, head, seq in session.execute(
+        select(Case.id, Case.history_head, Case.history_seq).order_by(Case.id)  # type: ignore[arg-type]
+    ).all():
+        count += 1
+        problems.extend(
+            audit.verify_chain(
+                key=key, case_id=case_id, head=head, count=seq, rows=history(session, case_id)
+            )
+        )
+    return problems, count

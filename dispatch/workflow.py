@@ -1,0 +1,78 @@
+"""The closed loop (闭环) as a table: which action may move a case from which status, and who may."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from app.models import Role
+from dispatch.models import CaseStatus as S
+
+
+class Action(StrEnum):
+    REGISTER = "register"  # 受理/立案
+    REJECT = "reject"  # 不予立案/作废
+    DISPATCH = "dispatch"  # 派遣 (also 改派 after a return)
+    ACCEPT = "accept"  # 签收
+    RETURN = "return"  # 退单: the unit says "not ours"
+    EXTEND = "extend"  # 延期, approved by the command centre
+    SUSPEND = "suspend"  # 挂起: clock paused
+    RESUME = "resume"
+    RESOLVE = "resolve"  # 反馈: the unit reports the result
+    VERIFY = "verify"  # 核查: the grid worker checks on site (failed → 重办)
+    CLOSE = "close"  # 结案
+    REOPEN = "reopen"  # 重办 after closure (e.g. resident dissatisfied)
+    MERGE = "merge"  # 并单 into another case
+
+
+class Party(StrEnum):
+    """Who acts: the command centre, the case's unit, or the worker of the case's grid."""
+
+    COMMAND_CENTRE = "command_centre"
+    DEPARTMENT = "department"
+    GRID_WORKER = "grid_worker"
+
+
+@dataclass(frozen=True)
+class Rule:
+    sources: frozenset[S]
+    party: Party
+    reason_required: bool = False
+    note_required: bool = False
+
+
+OPEN_STATUSES = frozenset({S.REPORTED, S.REGISTERED, S.DISPATCHED, S.ACCEPTED})
+CLOCK_STATUSES = OPEN_STATUSES  # statuses in which the SLA clock runs
+
+RULES: dict[Action, Rule] = {
+    Action.REGISTER: Rule(frozenset({S.REPORTED}), Party.COMMAND_CENTRE),
+    Action.REJECT: Rule(frozenset({S.REPORTED, S.REGISTERED}), Party.COMMAND_CENTRE, True),
+    Action.DISPATCH: Rule(frozenset({S.REGISTERED}), Party.COMMAND_CENTRE),
+    Action.ACCEPT: Rule(frozenset({S.DISPATCHED}), Party.DEPARTMENT),
+    Action.RETURN: Rule(frozenset({S.DISPATCHED, S.ACCEPTED}), Party.DEPARTMENT, True),
+    Action.EXTEND: Rule(frozenset({S.DISPATCHED, S.ACCEPTED}), Party.COMMAND_CENTRE, True),
+    Action.SUSPEND: Rule(frozenset({S.DISPATCHED, S.ACCEPTED}), Party.COMMAND_CENTRE, True),
+    Action.RESUME: Rule(frozenset({S.SUSPENDED}), Party.COMMAND_CENTRE),
+    Action.RESOLVE: Rule(frozenset({S.ACCEPTED}), Party.DEPARTMENT, note_required=True),
+    Action.VERIFY: Rule(frozenset({S.RESOLVED}), Party.GRID_WORKER),
+    Action.CLOSE: Rule(frozenset({S.VERIFIED}), Party.COMMAND_CENTRE),
+    Action.REOPEN: Rule(frozenset({S.CLOSED, S.VERIFIED}), Party.COMMAND_CENTRE, True),
+    Action.MERGE: Rule(frozenset({S.REPORTED, S.REGISTERED}), Party.COMMAND_CENTRE),
+}
+
+
+def may_act(
+    party: Party,
+    *,
+    role: Role,
+    actor_department: str | None,
+    actor_grids: frozenset[str],
+    case_department: str,
+    case_grid: str,
+) -> bool:
+    """Role and place: only the case's unit, only the worker of the case's grid."""
+    if party is Party.COMMAND_CENTRE:
+        return role in (Role.DISPATCHER, Role.ADMIN)
+    if party is Party.DEPARTMENT:
+        return role is Role.DEPARTMENT and actor_department == case_department
+    return role is Role.GRID_WORKER and case_grid in actor_grids

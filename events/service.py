@@ -1,0 +1,183 @@
+"""Intake: a report becomes a case (grid → category → unit → deadline), exactly once per client_id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
+
+from app.errors import Conflict, ValidationFailed
+from app.security import Actor
+from dispatch import service as dispatch_service
+from dispatch.models import Case
+from events.models import Report
+from events.schemas import ReportIn
+from grid import service as grid_service
+from grid.index import GridIndex
+from taxonomy import service as taxonomy_service
+from taxonomy.service import Taxonomy
+
+
+@dataclass(frozen=True)
+class IntakeContext:
+    """What intake needs from the running service, passed in (no globals)."""
+
+    grids: GridIndex
+    taxonomy: Taxonomy
+    calendars: dispatch_service.CalendarProvider
+    policy: dispatch_service.Policy
+    tolerance_m: float
+    max_description_chars: int
+
+
+def payload_hash(report: ReportIn) -> str:
+    """Fingerprint of what the reporter said, to tell a resend from a different report."""
+    body = report.model_dump(mode="json")
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def _existing(session: Session, reporter_id: int, client_id: str) -> Report | None:
+    return session.execute(
+        select(Report).where(Report.reporter_id == reporter_id, Report.client_id == client_id)
+    ).scalar()
+
+
+def _replay(session: Session, found: Report, digest: str) -> Case:
+    if found.payload_hash != digest:
+        raise Conflict(
+            f"client_id {found.client_id!r} was already used for a different report",
+            code="client_id_conflict",
+        )
+    case = session.get(Case, found.case_id)
+    assert case is not None
+    return case
+
+
+def check_description(text: str, *, max_chars: int) -> str:
+    cleaned = text.strip()
+    if not cleaned:
+        raise ValidationFailed("description must not be empty", code="empty_description")
+    if len(cleaned) > max_chars:
+        raise ValidationFailed(
+            f"description is {len(cleaned)} characters; at most {max_chars} are accepted",
+            code="description_too_long",
+        )
+    return cleaned
+
+
+def route(report: ReportIn, description: str, taxonomy: Taxonomy) -> dispatch_service.Routing:
+    """The reporter's category when given (checked), else the classifier's best guess."""
+    catalogue = taxonomy.catalogue
+    if report.subcategory_code is not None:
+        sub = catalogue.subcategory(report.subcategory_code)
+        if sub is None or (
+            report.category_code is not None
+            and catalogue.category_of(sub.code).code != report.category_code
+        ):
+            raise ValidationFailed(
+                f"unknown subcategory {report.subcategory_code!r}", code="unknown_subcategory"
+            )
+        return dispatch_service.routing_for(catalogue, sub.code)
+    if report.category_code is not None and catalogue.category(report.category_code) is None:
+        raise ValidationFailed(
+            f"unknown category {report.category_code!r}; codes are 01-17",
+            code="unknown_category",
+        )
+    candidates = taxonomy_service.classify_within(
+        taxonomy.classifier, description, category_code=report.category_code, limit=1
+    )
+    if candidates:
+        best = candidates[0]
+        return dispatch_service.routing_for(catalogue, best.subcategory_code, score=best.score)
+    # The named category shares nothing with the text: its catch-all (last) subcategory.
+    category = catalogue.category(report.category_code or "")
+    assert category is not None
+    return dispatch_service.routing_for(catalogue, category.subcategories[-1].code, score=0.0)
+
+
+def intake(
+    session: Session,
+    *,
+    report: ReportIn,
+    actor: Actor,
+    source: str,
+    now: datetime,
+    ctx: IntakeContext,
+) -> tuple[Case, bool]:
+    """Create the case for a report, or return the one made for the same client_id earlier.
+
+    Returns (case, created). Validation happens before anything is written.
+    """
+    assert actor.id is not None
+    digest = payload_hash(report)
+    found = _existing(session, actor.id, report.client_id)
+    if found is not None:
+        return _replay(session, found, digest), False
+
+    point = grid_service.check_point(report.lat, report.lng, report.crs)
+    description = check_description(report.description, max_chars=ctx.max_description_chars)
+    if report.attachment_ids:
+        raise ValidationFailed(
+            "unknown attachment ids: " + ", ".join(report.attachment_ids[:5]),
+            code="unknown_attachment",
+        )
+    occurred_at = report.occurred_at
+    if occurred_at is not None:
+        if occurred_at.tzinfo is None:
+            raise ValidationFailed(
+                "occurred_at needs a timezone offset", code="invalid_occurred_at"
+            )
+        occurred_at = occurred_at.astimezone(UTC)
+        if occurred_at > now:
+            raise ValidationFailed("occurred_at is in the future", code="invalid_occurred_at")
+    located = grid_service.place(ctx.grids, point, tolerance_m=ctx.tolerance_m)
+    routing = route(report, description, ctx.taxonomy)
+
+    savepoint = session.begin_nested()
+    try:
+        case = dispatch_service.open_case(
+            session,
+            new=dispatch_service.NewCase(
+                source=source,
+                reporter_id=actor.id,
+                description=description,
+                lng=located.lng,
+                lat=located.lat,
+                grid_code=located.placement.grid_code,
+                grid_rule=located.placement.rule,
+                routing=routing,
+                occurred_at=occurred_at,
+            ),
+            actor=actor,
+            now=now,
+            calendars=ctx.calendars,
+            policy=ctx.policy,
+        )
+        assert case.id is not None
+        session.add(
+            Report(
+                reporter_id=actor.id,
+                client_id=report.client_id,
+                payload_hash=digest,
+                source=source,
+                case_id=case.id,
+                received_at=now,
+            )
+        )
+        session.flush()
+        savepoint.commit()
+    except IntegrityError:
+        # The same client_id raced in from another request: answer as a resend.
+        savepoint.rollback()
+        raced = _existing(session, actor.id, report.client_id)
+        if raced is None:
+            raise
+        return _replay(session, raced, digest), False
+    return case, True

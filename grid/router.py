@@ -1,0 +1,66 @@
+"""HTTP glue for grids: locate a point, list grids as GeoJSON."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from app.deps import ActorDep, RuntimeDep, SessionDep
+from grid import service as grid_service
+from grid.models import AreaLevel
+
+router = APIRouter(prefix="/v1/grids", tags=["grids"])
+
+
+class PathItem(BaseModel):
+    code: str
+    name: str
+    level: str
+
+
+class LocateOut(BaseModel):
+    grid_code: str
+    name: str
+    path: list[PathItem]
+    rule: str
+    distance_m: float
+    lat: float
+    lng: float
+
+
+@router.get("/locate", response_model=LocateOut)
+def locate(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    actor: ActorDep,
+    lat: Annotated[str | None, Query()] = None,
+    lng: Annotated[str | None, Query()] = None,
+    crs: Annotated[str, Query(max_length=32)] = "wgs84",
+) -> LocateOut:
+    """The micro-grid of a point (WGS-84 or GCJ-02), with its path and the rule that placed it."""
+    point = grid_service.check_point(lat, lng, crs)
+    located = grid_service.place(
+        runtime.grids.index(), point, tolerance_m=runtime.settings.grid_tolerance_m
+    )
+    path = grid_service.area_path(session, located.placement.grid_code)
+    return LocateOut(
+        grid_code=located.placement.grid_code,
+        name=path[-1].name,
+        path=[PathItem(code=a.code, name=a.name, level=a.level) for a in path],
+        rule=located.placement.rule,
+        distance_m=round(located.placement.distance_m, 2),
+        lat=located.lat,
+        lng=located.lng,
+    )
+
+
+@router.get("")
+def list_grids(
+    session: SessionDep,
+    actor: ActorDep,
+    level: Annotated[AreaLevel, Query()] = AreaLevel.GRID,
+) -> dict[str, Any]:
+    """Active areas of one level as a GeoJSON FeatureCollection (WGS-84)."""
+    return grid_service.export_feature_collection(session, level=level)

@@ -1,0 +1,239 @@
+"""Grid rules with the database at the edge: placing points, importing and exporting areas."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import shapely
+from shapely.geometry import mapping
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from app.db import reader
+from app.errors import NotFound, ValidationFailed
+from grid.coords import Crs, parse_crs, to_wgs84
+from grid.index import GridIndex, GridShape, Placement
+from grid.models import CODE_LENGTH, Area, AreaLevel, GridRevision
+
+
+def current_revision(session: Session) -> int:
+    rev = session.execute(select(GridRevision.revision).where(GridRevision.id == 1)).scalar()
+    return int(rev or 0)
+
+
+def bump_revision(session: Session, *, now: datetime) -> None:
+    """Tell every process (through the next refresh) that the grids changed."""
+    row = session.get(GridRevision, 1)
+    if row is None:
+        session.add(GridRevision(id=1, revision=1, changed_at=now))
+    else:
+        session.execute(
+            update(GridRevision)
+            .where(GridRevision.id == 1)
+            .values(revision=GridRevision.revision + 1, changed_at=now)
+        )
+    session.flush()
+
+
+def load_index(session: Session) -> GridIndex:
+    revision = current_revision(session)
+    rows = session.execute(
+        select(Area.code, Area.geom).where(Area.level == AreaLevel.GRID, Area.active.is_(True))  # type: ignore[attr-defined]
+    ).all()
+    return GridIndex([GridShape(code, geom) for code, geom in rows], revision=revision)
+
+
+class GridResolver:
+    """Holds this process's index; re-reads the revision at most every `refresh_seconds`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        refresh_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._refresh = refresh_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._index: GridIndex | None = None
+        self._checked_at = -math.inf
+
+    def index(self) -> GridIndex:
+        now = self._monotonic()
+        current = self._index
+        if current is not None and now - self._checked_at < self._refresh:
+            return current
+        with self._lock:
+            if self._index is not None and now - self._checked_at < self._refresh:
+                return self._index
+            with Session(reader(self._engine)) as session:
+                revision = current_revision(session)
+                if self._index is None or self._index.revision != revision:
+                    self._index = load_index(session)
+            self._checked_at = now
+            return self._index
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._checked_at = -math.inf
+            self._index = None
+
+
+@dataclass(frozen=True)
+class PointIn:
+    """A point as the user gave it, before conversion."""
+
+    lng: float
+    lat: float
+    crs: Crs
+
+
+def check_point(lat: Any, lng: Any, crs: Any) -> PointIn:
+    """Validate raw coordinates; every defect is a 422 with a stable code."""
+    try:
+        parsed_crs = parse_crs(str(crs)) if crs is not None else Crs.WGS84
+    except ValueError as exc:
+        raise ValidationFailed(str(exc), code="unknown_crs") from None
+    if lat is None or lng is None:
+        raise ValidationFailed("lat and lng are required", code="invalid_coordinates")
+    try:
+        lat_f = float(lat)
+        lng_f = float(lng)
+    except (TypeError, ValueError):
+        raise ValidationFailed("lat and lng must be numbers", code="invalid_coordinates") from None
+    if not (math.isfinite(lat_f) and math.isfinite(lng_f)):
+        raise ValidationFailed("lat and lng must be finite numbers", code="invalid_coordinates")
+    if not (-90.0 <= lat_f <= 90.0 and -180.0 <= lng_f <= 180.0):
+        raise ValidationFailed(
+            "lat must be within [-90, 90] and lng within [-180, 180]", code="invalid_coordinates"
+        )
+    return PointIn(lng=lng_f, lat=lat_f, crs=parsed_crs)
+
+
+@dataclass(frozen=True)
+class Located:
+    lng: float  # WGS-84
+    lat: float
+    placement: Placement
+
+
+def place(index: GridIndex, point: PointIn, *, tolerance_m: float) -> Located:
+    """Convert to WGS-84 and place in a micro-grid, or refuse a point outside the district."""
+    lng, lat = to_wgs84(point.lng, point.lat, point.crs)
+    placement = index.locate(lng, lat, tolerance_m=tolerance_m)
+    if placement is None:
+        raise ValidationFailed(
+            f"the point ({point.lat:.6f}, {point.lng:.6f}, {point.crs}) is outside the district "
+            f"(more than {tolerance_m:g} m from every grid)",
+            code="outside_district",
+        )
+    return Located(lng=lng, lat=lat, placement=placement)
+
+
+def area_path(session: Session, grid_code: str) -> list[Area]:
+    """District → town → village → grid for a grid code (codes nest by prefix)."""
+    codes = [grid_code[:n] for n in (6, 9, 12, 15)]
+    rows = session.execute(select(Area).where(Area.code.in_(codes))).scalars().all()  # type: ignore[attr-defined]
+    by_code = {a.code: a for a in rows}
+    if grid_code not in by_code:
+        raise NotFound(f"grid {grid_code} not found", code="grid_not_found")
+    return [by_code[c] for c in codes if c in by_code]
+
+
+def grid_is_active(session: Session, code: str) -> bool:
+    found = session.execute(
+        select(Area.id).where(
+            Area.code == code,
+            Area.level == AreaLevel.GRID,
+            Area.active.is_(True),  # type: ignore[attr-defined]
+        )
+    ).first()
+    return found is not None
+
+
+def level_for_code(code: str) -> AreaLevel:
+    for level, length in CODE_LENGTH.items():
+        if len(code) == length:
+            return level
+    raise ValueError(f"area code {code!r} must have 6, 9, 12 or 15 digits")
+
+
+@dataclass(frozen=True)
+class AreaIn:
+    code: str
+    name: str
+    geometry: BaseGeometry
+
+
+def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) -> dict[str, int]:
+    """Insert or replace areas by code (retiring nothing), then bump the grid revision."""
+    created = updated = 0
+    for item in areas:
+        if not item.code.isdigit():
+            raise ValidationFailed(f"area code {item.code!r} is not numeric", code="invalid_area")
+        try:
+            level = level_for_code(item.code)
+        except ValueError as exc:
+            raise ValidationFailed(str(exc), code="invalid_area") from None
+        if item.geometry.is_empty or item.geometry.geom_type not in ("Polygon", "MultiPolygon"):
+            raise ValidationFailed(
+                f"area {item.code} needs a polygonal geometry", code="invalid_area"
+            )
+        geom = shapely.make_valid(item.geometry) if not item.geometry.is_valid else item.geometry
+        parent = None if level is AreaLevel.DISTRICT else item.code[: CODE_LENGTH[level] - 3]
+        existing = session.execute(select(Area).where(Area.code == item.code)).scalar()
+        if existing is None:
+            session.add(
+                Area(
+                    code=item.code,
+                    name=item.name,
+                    level=level,
+                    parent_code=parent,
+                    geom=geom,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            created += 1
+        else:
+            existing.name = item.name
+            existing.geom = geom
+            existing.active = True
+            existing.updated_at = now
+            updated += 1
+    session.flush()
+    bump_revision(session, now=now)
+    return {"created": created, "updated": updated}
+
+
+def export_feature_collection(
+    session: Session, *, level: AreaLevel | None = None
+) -> dict[str, Any]:
+    query = select(Area).where(Area.active.is_(True)).order_by(Area.code)  # type: ignore[attr-defined]
+    if level is not None:
+        query = query.where(Area.level == level)
+    features = [
+        {
+            "type": "Feature",
+            "id": a.code,
+            "properties": {
+                "code": a.code,
+                "name": a.name,
+                "level": a.level,
+                "parent_code": a.parent_code,
+            },
+            "geometry": mapping(a.geom),
+        }
+        for a in session.execute(query).scalars()
+    ]
+    return {"type": "FeatureCollection", "features": features}

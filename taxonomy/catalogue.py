@@ -1,0 +1,182 @@
+"""The case taxonomy: 17 fixed top-level categories, their subcategories, owners and time limits.
+
+The default catalogue ships as JSON inside the package; an administrator may import another one
+(`gridgov taxonomy import`), which goes through `parse_catalogue` and the same validation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+
+_DEFAULT_RESOURCE = ("taxonomy", "data/catalogue.json")
+
+
+class TimeUnit(StrEnum):
+    """How a time limit is counted: wall-clock hours, office hours, or working days."""
+
+    NATURAL_HOURS = "natural_hours"
+    WORKING_HOURS = "working_hours"
+    WORKING_DAYS = "working_days"
+
+
+class Urgency(StrEnum):
+    """How fast a subcategory must be handled; emergencies are counted in natural hours."""
+
+    NORMAL = "normal"
+    URGENT = "urgent"
+    EMERGENCY = "emergency"
+
+
+class _Frozen(BaseModel):
+    """Catalogue objects are shared (cached) and must not be mutated; unknown keys are errors."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
+
+
+class TimeLimit(_Frozen):
+    """The handling deadline, counted from dispatch."""
+
+    value: int = Field(gt=0)
+    unit: TimeUnit
+
+
+class Subcategory(_Frozen):
+    """A subcategory: code = category code + 2-digit serial, with its keywords and owner."""
+
+    code: str = Field(pattern=r"^[0-9]{4}$")
+    name: str = Field(min_length=1)
+    keywords: tuple[str, ...] = ()
+    department_code: str = Field(min_length=1)
+    urgency: Urgency = Urgency.NORMAL
+    time_limit: TimeLimit
+
+    @model_validator(mode="after")
+    def _check_keywords(self) -> Subcategory:
+        """Keywords are non-blank, so the classifier never indexes an empty string."""
+        if any(not k.strip() for k in self.keywords):
+            raise ValueError(f"subcategory {self.code}: keywords must not be blank")
+        return self
+
+    @property
+    def is_catch_all(self) -> bool:
+        """A catch-all ("其他…") subcategory collects what no specific one covers."""
+        return self.name.startswith("其他")
+
+
+class Category(_Frozen):
+    """A top-level category (two-digit code) and its subcategories."""
+
+    code: str = Field(pattern=r"^[0-9]{2}$")
+    name: str = Field(min_length=1)
+    subcategories: tuple[Subcategory, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _check_prefixes(self) -> Category:
+        """Every subcategory code starts with its category code."""
+        for sub in self.subcategories:
+            if not sub.code.startswith(self.code):
+                raise ValueError(
+                    f"subcategory {sub.code} ({sub.name}) does not start with "
+                    f"its category code {self.code}"
+                )
+        return self
+
+
+class Catalogue(_Frozen):
+    """A whole taxonomy; category and subcategory codes are unique across it."""
+
+    version: int = Field(default=1, ge=1)
+    categories: tuple[Category, ...] = Field(min_length=1)
+
+    _categories: dict[str, Category] = PrivateAttr(default_factory=dict)
+    _subcategories: dict[str, Subcategory] = PrivateAttr(default_factory=dict)
+    _parent: dict[str, Category] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check_unique(self) -> Catalogue:
+        """Duplicate codes would make lookups and dispatch ambiguous."""
+        seen_cat: set[str] = set()
+        seen_sub: set[str] = set()
+        for cat in self.categories:
+            if cat.code in seen_cat:
+                raise ValueError(f"duplicate category code {cat.code}")
+            seen_cat.add(cat.code)
+            for sub in cat.subcategories:
+                if sub.code in seen_sub:
+                    raise ValueError(f"duplicate subcategory code {sub.code}")
+                seen_sub.add(sub.code)
+        return self
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Build the code lookups once; the model is frozen, so they never go stale."""
+        for cat in self.categories:
+            self._categories[cat.code] = cat
+            for sub in cat.subcategories:
+                self._subcategories[sub.code] = sub
+                self._parent[sub.code] = cat
+
+    def category(self, code: str) -> Category | None:
+        """The category with this two-digit code, or None."""
+        return self._categories.get(code)
+
+    def subcategory(self, code: str) -> Subcategory | None:
+        """The subcategory with this four-digit code, or None."""
+        return self._subcategories.get(code)
+
+    def category_of(self, sub_code: str) -> Category:
+        """The category a subcategory belongs to; KeyError for an unknown subcategory code."""
+        try:
+            return self._parent[sub_code]
+        except KeyError:
+            raise KeyError(f"unknown subcategory code {sub_code!r}") from None
+
+    def iter_subcategories(self) -> Iterator[tuple[Category, Subcategory]]:
+        """All (category, subcategory) pairs in catalogue order."""
+        for cat in self.categories:
+            for sub in cat.subcategories:
+                yield cat, sub
+
+
+def _describe_loc(data: object, loc: tuple[int | str, ...]) -> str:
+    """Render a pydantic error location as a path, naming the code of each list item on it."""
+    parts: list[str] = []
+    node: object = data
+    for key in loc:
+        if isinstance(key, int):
+            item = node[key] if isinstance(node, list | tuple) and 0 <= key < len(node) else None
+            code = item.get("code") if isinstance(item, Mapping) else None
+            parts.append(f"[{key}]" + (f"(code {code!r})" if code is not None else ""))
+            node = item
+        else:
+            parts.append(("." if parts else "") + key)
+            node = node.get(key) if isinstance(node, Mapping) else None
+    return "".join(parts) or "catalogue"
+
+
+def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
+    """Validate a decoded catalogue document; ValueError lists every problem with its path."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"catalogue must be a JSON object, not {type(data).__name__}")
+    try:
+        return Catalogue.model_validate(dict(data))
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            lines.append(f"  {_describe_loc(data, tuple(err['loc']))}: {msg}")
+        raise ValueError("invalid catalogue:\n" + "\n".join(lines)) from None
+
+
+@cache
+def load_default_catalogue() -> Catalogue:
+    """The catalogue packaged with gridgov, parsed once per process."""
+    package, name = _DEFAULT_RESOURCE
+    text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
+    return parse_catalogue(json.loads(text))
