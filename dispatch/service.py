@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -297,7 +298,7 @@ def open_case(
     calendar = department_calendar(session, calendars, new.routing.department_code)
     r = new.routing
     case = Case(
-        case_no=f"pending-{now.timestamp()}-{id(new)}",
+        case_no=f"~{uuid.uuid4().hex[:31]}",  # replaced by the real number once the id is known
         status=CaseStatus.REPORTED,
         source=new.source,
         reporter_id=new.reporter_id,
@@ -369,15 +370,10 @@ def visibility(actor: Actor) -> ColumnElement[bool] | None:
     return Case.id == -1  # type: ignore[arg-type]
 
 
-def get_case(session: Session, *, case_id: int, actor: Actor, for_update: bool = False) -> Case:
-    query = select(Case).where(Case.id == case_id)
-    scope = visibility(actor)
-    if for_update:
-        query = query.with_for_update()
-    case = session.execute(query).scalar()
-    if case is None:
-        raise NotFound(f"case {case_id} not found", code="case_not_found")
-    if scope is not None and not _visible(case, actor):
+def get_case(session: Session, *, case_id: int, actor: Actor) -> Case:
+    """A case the actor may see; others' cases are simply not found."""
+    case = session.get(Case, case_id)
+    if case is None or not _visible(case, actor):
         raise NotFound(f"case {case_id} not found", code="case_not_found")
     return case
 
@@ -441,8 +437,13 @@ def act(
     catalogue: Catalogue,
     grid_exists: Callable[[str], bool],
 ) -> Case:
-    """Apply one workflow action under a row lock, with every guard, and record it."""
-    case = get_case(session, case_id=case_id, actor=actor, for_update=True)
+    """Apply one workflow action under a row lock, with every guard, and record it.
+
+    Acting on a case of another grid or unit is 403 (not 404): the actor is told plainly.
+    """
+    case = session.execute(select(Case).where(Case.id == case_id).with_for_update()).scalar()
+    if case is None:
+        raise NotFound(f"case {case_id} not found", code="case_not_found")
     rule = RULES[action]
     if not may_act(
         rule.party,
