@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlmodel import col
 
 from app.deps import RuntimeDep, SessionDep
 from app.errors import Unauthorized
@@ -33,7 +34,7 @@ def token(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
 ) -> TokenOut:
-    user = session.execute(select(User).where(User.username == username)).scalar()
+    user = session.execute(select(User).where(col(User.username) == username)).scalar()
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok or not user.active:
         raise Unauthorized("wrong username or password", code="invalid_credentials")

@@ -7,15 +7,18 @@ import sys
 from pathlib import Path
 
 import click
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
 from app.db import make_engine, session_scope
 from app.errors import GridgovError
 from app.models import Role
 from app.runtime import build_runtime, utcnow
-from app.settings import get_settings
+from app.settings import Settings
 
 
-def _engine():  # type: ignore[no-untyped-def]
-    return make_engine(get_settings().database_url)
+def _engine() -> Engine:
+    return make_engine(Settings().database_url)
 
 
 def _fail(exc: GridgovError) -> None:
@@ -66,7 +69,7 @@ def serve(host: str, port: int, demo: bool, no_scheduler: bool, workers: int) ->
     uvicorn.run("app.main:app_from_env", factory=True, host=host, port=port, workers=workers)
 
 
-def _seed_if_empty(engine) -> None:  # type: ignore[no-untyped-def]
+def _seed_if_empty(engine: Engine) -> None:
     from app import demo as demo_data
 
     with session_scope(engine) as session:
@@ -125,7 +128,7 @@ def users_add(
 
     if password is None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    settings = get_settings()
+    settings = Settings()
     engine = _engine()
     upgrade(engine)
     now = utcnow()
@@ -220,7 +223,10 @@ def taxonomy() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def taxonomy_import(file: Path) -> None:
     """Validate and install a catalogue (JSON) as the new revision."""
+    from sqlalchemy import select
+
     from app.migrate import upgrade
+    from dispatch.models import Department
     from taxonomy import service as taxonomy_service
 
     try:
@@ -235,7 +241,10 @@ def taxonomy_import(file: Path) -> None:
     upgrade(engine)
     try:
         with session_scope(engine) as session:
-            cat = taxonomy_service.import_catalogue(session, data, now=utcnow(), note=file.name)
+            known = set(session.execute(select(col(Department.code))).scalars())
+            cat = taxonomy_service.import_catalogue(
+                session, data, now=utcnow(), known_departments=known, note=file.name
+            )
     except GridgovError as exc:
         _fail(exc)
         return
@@ -258,7 +267,7 @@ def sweep() -> None:
     """One SLA/escalation sweep now (for cron)."""
     from dispatch.tasks import run_sweep
 
-    settings = get_settings()
+    settings = Settings()
     engine = _engine()
     runtime = build_runtime(settings, engine)
     totals = run_sweep(
@@ -281,7 +290,7 @@ def audit_verify() -> None:
     """Check every case's history chain; exit 1 when anything was altered."""
     from dispatch import service as dispatch_service
 
-    settings = get_settings()
+    settings = Settings()
     with session_scope(_engine()) as session:
         problems, cases = dispatch_service.verify_audit(session, key=settings.secret_key)
     for p in problems:

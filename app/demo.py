@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import resources
 
 from sqlalchemy import func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.models import Role
 from app.security import hash_password
 from app.users import create_user
+from dispatch.defaults import default_departments
 from dispatch.models import Department
 from grid import service as grid_service
 from grid.demo_district import build_chancheng
@@ -30,17 +29,15 @@ class SeedResult:
 
 
 def load_departments(session: Session) -> int:
-    """Insert the default departments that are missing (by code)."""
-    data = json.loads(
-        resources.files("dispatch").joinpath("data/departments.json").read_text("utf-8")
-    )
-    known = set(session.execute(select(Department.code)).scalars())
+    """Insert the default departments that are missing (the migration adds them too)."""
+    known = set(session.execute(select(col(Department.code))).scalars())
     added = 0
-    for item in data["departments"]:
-        if item["code"] in known:
-            continue
-        session.add(Department(code=item["code"], name=item["name"], short_name=item["short_name"]))
-        added += 1
+    for item in default_departments():
+        if item["code"] not in known:
+            session.add(
+                Department(code=item["code"], name=item["name"], short_name=item["short_name"])
+            )
+            added += 1
     session.flush()
     return added
 
@@ -60,7 +57,8 @@ def seed(session: Session, *, now: datetime) -> SeedResult:
         (grid_service.AreaIn(code=a.code, name=a.name, geometry=a.geometry) for a in areas),
         now=now,
     )
-    departments = load_departments(session)
+    load_departments(session)
+    departments = len(session.execute(select(col(Department.id))).all())
     shared_hash = hash_password(DEMO_PASSWORD)  # one hash for ~950 demo accounts
     users = 0
     for username, role, display in (
@@ -77,7 +75,7 @@ def seed(session: Session, *, now: datetime) -> SeedResult:
             now=now,
         )
         users += 1
-    for dep in session.execute(select(Department).order_by(Department.code)).scalars():
+    for dep in session.execute(select(Department).order_by(col(Department.code))).scalars():
         create_user(
             session,
             username=f"dept-{dep.code.lower()}",

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import reader
 from app.errors import Forbidden, Unauthorized
@@ -53,7 +53,9 @@ def load_actor(session: Session, user_id: int, token_version: int | None) -> Act
     grids: frozenset[str] = frozenset()
     if user.role == Role.GRID_WORKER:
         grids = frozenset(
-            session.execute(select(UserGrid.grid_code).where(UserGrid.user_id == user.id)).scalars()
+            session.execute(
+                select(col(UserGrid.grid_code)).where(col(UserGrid.user_id) == user.id)
+            ).scalars()
         )
     return Actor(
         id=user.id,

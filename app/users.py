@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.errors import Conflict, ValidationFailed
 from app.models import Role, User, UserGrid
@@ -54,7 +54,9 @@ def create_user(
     if grids:
         known = set(
             session.execute(
-                select(Area.code).where(Area.code.in_(grids), Area.level == AreaLevel.GRID)  # type: ignore[attr-defined]
+                select(col(Area.code)).where(
+                    col(Area.code).in_(grids), col(Area.level) == AreaLevel.GRID
+                )
             ).scalars()
         )
         missing = [g for g in grids if g not in known]
@@ -62,13 +64,16 @@ def create_user(
             raise ValidationFailed(f"unknown grid(s): {', '.join(missing)}", code="unknown_grid")
     if department_code is not None:
         dep = session.execute(
-            select(Department.id).where(Department.code == department_code)
+            select(col(Department.id)).where(col(Department.code) == department_code)
         ).first()
         if dep is None:
             raise ValidationFailed(
                 f"unknown department {department_code!r}", code="unknown_department"
             )
-    if session.execute(select(User.id).where(User.username == username)).first() is not None:
+    if (
+        session.execute(select(col(User.id)).where(col(User.username) == username)).first()
+        is not None
+    ):
         raise Conflict(f"user {username!r} exists", code="username_taken")
     user = User(
         username=username,

@@ -75,10 +75,7 @@ class WorkCalendar:
     def _work_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         if not self.is_workday(day):
             return []
-        return [
-            (datetime.combine(day, a, self.tz), datetime.combine(day, b, self.tz))
-            for a, b in self.office_hours
-        ]
+        return [(_at(day, a, self.tz), _at(day, b, self.tz)) for a, b in self.office_hours]
 
     def add_working_seconds(self, start: datetime, seconds: float) -> datetime:
         """The instant when `seconds` of office time have passed since `start`."""
@@ -140,5 +137,16 @@ class WorkCalendar:
         return self.working_seconds_between(start, end)
 
 
+def _at(day: date, t: time, tz: ZoneInfo) -> datetime:
+    """`t` on `day`; time.max stands for 24:00, the midnight that ends the day."""
+    if t == time.max:
+        return datetime.combine(day + timedelta(days=1), time(0), tz)
+    return datetime.combine(day, t, tz)
+
+
 def _seconds(a: time, b: time) -> float:
-    return (datetime.combine(date.min, b) - datetime.combine(date.min, a)).total_seconds()
+    day = date(2000, 1, 3)
+    return (_at(day, b, UTC_ZONE) - _at(day, a, UTC_ZONE)).total_seconds()
+
+
+UTC_ZONE = ZoneInfo("UTC")

@@ -1,10 +1,10 @@
-"""Case rules with the database at the edge: open, act, list, sweep. Services flush, never commit."""
+"""Case rules, database at the edge: open, act, list, sweep. Services flush, never commit."""
 
 from __future__ import annotations
 
 import threading
-import uuid
 import time as _time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import reader
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
@@ -148,14 +148,16 @@ def department_calendar(
     session: Session, calendars: CalendarProvider, department_code: str
 ) -> WorkCalendar:
     hours = session.execute(
-        select(Department.office_hours).where(Department.code == department_code)
+        select(col(Department.office_hours)).where(col(Department.code) == department_code)
     ).scalar()
     return calendars.get(hours)
 
 
 def require_department(session: Session, code: str) -> None:
     found = session.execute(
-        select(Department.id).where(Department.code == code, Department.active.is_(True))  # type: ignore[attr-defined]
+        select(col(Department.id)).where(
+            col(Department.code) == code, col(Department.active).is_(True)
+        )
     ).first()
     if found is None:
         raise ValidationFailed(f"unknown department {code!r}", code="unknown_department")
@@ -359,15 +361,15 @@ def visibility(actor: Actor) -> ColumnElement[bool] | None:
         return None
     if actor.role is Role.DEPARTMENT:
         return and_(
-            Case.department_code == (actor.department_code or ""),
-            Case.dispatched_at.is_not(None),  # type: ignore[union-attr]
+            col(Case.department_code) == (actor.department_code or ""),
+            col(Case.dispatched_at).is_not(None),
         )
     if actor.role is Role.GRID_WORKER:
         return or_(
-            Case.grid_code.in_(sorted(actor.grid_codes)),  # type: ignore[attr-defined]
-            Case.reporter_id == actor.id,
+            col(Case.grid_code).in_(sorted(actor.grid_codes)),
+            col(Case.reporter_id) == actor.id,
         )
-    return Case.id == -1  # type: ignore[arg-type]
+    return col(Case.id) == -1
 
 
 def get_case(session: Session, *, case_id: int, actor: Actor) -> Case:
@@ -391,7 +393,9 @@ def _visible(case: Case, actor: Actor) -> bool:
 def history(session: Session, case_id: int) -> list[CaseHistory]:
     return list(
         session.execute(
-            select(CaseHistory).where(CaseHistory.case_id == case_id).order_by(CaseHistory.seq)  # type: ignore[arg-type]
+            select(CaseHistory)
+            .where(col(CaseHistory.case_id) == case_id)
+            .order_by(col(CaseHistory.seq))
         ).scalars()
     )
 
@@ -407,20 +411,20 @@ class CaseFilter:
 
 
 def list_cases(session: Session, *, actor: Actor, filters: CaseFilter) -> list[Case]:
-    query = select(Case).order_by(Case.id.desc())  # type: ignore[union-attr]
+    query = select(Case).order_by(col(Case.id).desc())
     scope = visibility(actor)
     if scope is not None:
         query = query.where(scope)
     if filters.status:
-        query = query.where(Case.status == filters.status)
+        query = query.where(col(Case.status) == filters.status)
     if filters.grid_code:
-        query = query.where(Case.grid_code.startswith(filters.grid_code))  # type: ignore[attr-defined]
+        query = query.where(col(Case.grid_code).startswith(filters.grid_code))
     if filters.department_code:
-        query = query.where(Case.department_code == filters.department_code)
+        query = query.where(col(Case.department_code) == filters.department_code)
     if filters.warning_level:
-        query = query.where(Case.warning_level == filters.warning_level)
+        query = query.where(col(Case.warning_level) == filters.warning_level)
     if filters.before_id is not None:
-        query = query.where(Case.id < filters.before_id)  # type: ignore[operator]
+        query = query.where(col(Case.id) < filters.before_id)
     return list(session.execute(query.limit(filters.limit)).scalars())
 
 
@@ -441,7 +445,9 @@ def act(
 
     Acting on a case of another grid or unit is 403 (not 404): the actor is told plainly.
     """
-    case = session.execute(select(Case).where(Case.id == case_id).with_for_update()).scalar()
+    case: Case | None = session.execute(
+        select(Case).where(col(Case.id) == case_id).with_for_update()
+    ).scalar()
     if case is None:
         raise NotFound(f"case {case_id} not found", code="case_not_found")
     rule = RULES[action]
@@ -637,8 +643,8 @@ def _merge_target(session: Session, case: Case, params: ActionParams) -> Case:
         raise ValidationFailed("merge needs into_case_id", code="invalid_merge")
     if params.into_case_id == case.id:
         raise ValidationFailed("a case cannot be merged into itself", code="invalid_merge")
-    target = session.execute(
-        select(Case).where(Case.id == params.into_case_id).with_for_update()
+    target: Case | None = session.execute(
+        select(Case).where(col(Case.id) == params.into_case_id).with_for_update()
     ).scalar()
     if target is None:
         raise NotFound(f"case {params.into_case_id} not found", code="case_not_found")
@@ -669,8 +675,8 @@ def sweep(
     """One batch of due cases (by the indexed next_check_at); claimed rows are skipped by others."""
     due = (
         select(Case)
-        .where(Case.next_check_at <= now)  # type: ignore[operator]
-        .order_by(Case.next_check_at)  # type: ignore[arg-type]
+        .where(col(Case.next_check_at) <= now)
+        .order_by(col(Case.next_check_at))
         .limit(batch)
         .with_for_update(skip_locked=True)
     )
@@ -693,7 +699,7 @@ def verify_audit(session: Session, *, key: str) -> tuple[list[audit.ChainProblem
     problems: list[audit.ChainProblem] = []
     count = 0
     for case_id, head, seq in session.execute(
-        select(Case.id, Case.history_head, Case.history_seq).order_by(Case.id)  # type: ignore[arg-type]
+        select(col(Case.id), col(Case.history_head), col(Case.history_seq)).order_by(col(Case.id))
     ).all():
         count += 1
         problems.extend(

@@ -1,4 +1,4 @@
-"""The closed loop (闭环) as a table: which action may move a case from which status, and who may."""
+"""The closed loop (闭环) as a table: which action moves a case from which status, and who."""
 
 from __future__ import annotations
 

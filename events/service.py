@@ -1,4 +1,4 @@
-"""Intake: a report becomes a case (grid → category → unit → deadline), exactly once per client_id."""
+"""Intake: a report becomes a case (grid → category → unit → deadline), once per client_id."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.errors import Conflict, ValidationFailed
 from app.security import Actor
@@ -45,7 +45,9 @@ def payload_hash(report: ReportIn) -> str:
 
 def _existing(session: Session, reporter_id: int, client_id: str) -> Report | None:
     return session.execute(
-        select(Report).where(Report.reporter_id == reporter_id, Report.client_id == client_id)
+        select(Report).where(
+            col(Report.reporter_id) == reporter_id, col(Report.client_id) == client_id
+        )
     ).scalar()
 
 

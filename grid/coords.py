@@ -27,7 +27,7 @@ class Crs(StrEnum):
 
 
 def parse_crs(value: str) -> Crs:
-    """Map the spellings users send ("WGS84", "EPSG:4326", "gcj-02", ...) to a Crs; ValueError otherwise."""
+    """Map the spellings users send ("WGS84", "EPSG:4326", "gcj-02", ...) to a Crs, or raise."""
     key = value.strip().lower().replace("-", "").replace("_", "")
     aliases = {
         "wgs84": Crs.WGS84,

@@ -15,7 +15,7 @@ from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import reader
 from app.errors import NotFound, ValidationFailed
@@ -25,7 +25,9 @@ from grid.models import CODE_LENGTH, Area, AreaLevel, GridRevision
 
 
 def current_revision(session: Session) -> int:
-    rev = session.execute(select(GridRevision.revision).where(GridRevision.id == 1)).scalar()
+    rev = session.execute(
+        select(col(GridRevision.revision)).where(col(GridRevision.id) == 1)
+    ).scalar()
     return int(rev or 0)
 
 
@@ -37,8 +39,8 @@ def bump_revision(session: Session, *, now: datetime) -> None:
     else:
         session.execute(
             update(GridRevision)
-            .where(GridRevision.id == 1)
-            .values(revision=GridRevision.revision + 1, changed_at=now)
+            .where(col(GridRevision.id) == 1)
+            .values(revision=col(GridRevision.revision) + 1, changed_at=now)
         )
     session.flush()
 
@@ -46,7 +48,9 @@ def bump_revision(session: Session, *, now: datetime) -> None:
 def load_index(session: Session) -> GridIndex:
     revision = current_revision(session)
     rows = session.execute(
-        select(Area.code, Area.geom).where(Area.level == AreaLevel.GRID, Area.active.is_(True))  # type: ignore[attr-defined]
+        select(col(Area.code), col(Area.geom)).where(
+            col(Area.level) == AreaLevel.GRID, col(Area.active).is_(True)
+        )
     ).all()
     return GridIndex([GridShape(code, geom) for code, geom in rows], revision=revision)
 
@@ -143,7 +147,7 @@ def place(index: GridIndex, point: PointIn, *, tolerance_m: float) -> Located:
 def area_path(session: Session, grid_code: str) -> list[Area]:
     """District → town → village → grid for a grid code (codes nest by prefix)."""
     codes = [grid_code[:n] for n in (6, 9, 12, 15)]
-    rows = session.execute(select(Area).where(Area.code.in_(codes))).scalars().all()  # type: ignore[attr-defined]
+    rows = session.execute(select(Area).where(col(Area.code).in_(codes))).scalars().all()
     by_code = {a.code: a for a in rows}
     if grid_code not in by_code:
         raise NotFound(f"grid {grid_code} not found", code="grid_not_found")
@@ -152,10 +156,10 @@ def area_path(session: Session, grid_code: str) -> list[Area]:
 
 def grid_is_active(session: Session, code: str) -> bool:
     found = session.execute(
-        select(Area.id).where(
-            Area.code == code,
-            Area.level == AreaLevel.GRID,
-            Area.active.is_(True),  # type: ignore[attr-defined]
+        select(col(Area.id)).where(
+            col(Area.code) == code,
+            col(Area.level) == AreaLevel.GRID,
+            col(Area.active).is_(True),
         )
     ).first()
     return found is not None
@@ -191,7 +195,7 @@ def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) ->
             )
         geom = shapely.make_valid(item.geometry) if not item.geometry.is_valid else item.geometry
         parent = None if level is AreaLevel.DISTRICT else item.code[: CODE_LENGTH[level] - 3]
-        existing = session.execute(select(Area).where(Area.code == item.code)).scalar()
+        existing = session.execute(select(Area).where(col(Area.code) == item.code)).scalar()
         if existing is None:
             session.add(
                 Area(
@@ -219,9 +223,9 @@ def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) ->
 def export_feature_collection(
     session: Session, *, level: AreaLevel | None = None
 ) -> dict[str, Any]:
-    query = select(Area).where(Area.active.is_(True)).order_by(Area.code)  # type: ignore[attr-defined]
+    query = select(Area).where(col(Area.active).is_(True)).order_by(col(Area.code))
     if level is not None:
-        query = query.where(Area.level == level)
+        query = query.where(col(Area.level) == level)
     features = [
         {
             "type": "Feature",

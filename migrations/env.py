@@ -12,7 +12,6 @@ from app.schema import metadata
 config = context.config
 
 
-
 def run_migrations(connection: Connection) -> None:
     context.configure(
         connection=connection,

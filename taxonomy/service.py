@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from app.db import reader
 from app.errors import ValidationFailed
@@ -30,7 +30,7 @@ class Taxonomy:
 
 
 def latest_revision_id(session: Session) -> int:
-    return int(session.execute(select(func.max(CatalogueRevision.id))).scalar() or 0)
+    return int(session.execute(select(func.max(col(CatalogueRevision.id)))).scalar() or 0)
 
 
 def load_taxonomy(session: Session) -> Taxonomy:
@@ -78,13 +78,26 @@ class TaxonomyHolder:
 
 
 def import_catalogue(
-    session: Session, data: Mapping[str, Any], *, now: datetime, note: str = ""
+    session: Session,
+    data: Mapping[str, Any],
+    *,
+    now: datetime,
+    known_departments: set[str],
+    note: str = "",
 ) -> Catalogue:
     """Validate a whole catalogue and store it as the new revision (all or nothing)."""
     try:
         catalogue = parse_catalogue(data)
     except (ValueError, ValidationError) as exc:
         raise ValidationFailed(f"invalid catalogue: {exc}", code="invalid_catalogue") from None
+    unknown = sorted(
+        {s.department_code for _, s in catalogue.iter_subcategories()} - known_departments
+    )
+    if unknown:
+        raise ValidationFailed(
+            "invalid catalogue: unknown department codes " + ", ".join(unknown),
+            code="invalid_catalogue",
+        )
     session.add(
         CatalogueRevision(data=catalogue.model_dump(mode="json"), note=note, created_at=now)
     )

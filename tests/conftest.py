@@ -78,8 +78,12 @@ def _seed(engine: Engine) -> None:
         demo.seed(session, now=datetime(2026, 11, 1, tzinfo=UTC))
 
 
-@pytest.fixture(scope="session", params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+@pytest.fixture(
+    scope="session", params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]
+)
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """(name, url) of a migrated, demo-seeded database, shared by the tests of a session."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'gridgov.db'}"
@@ -145,8 +149,11 @@ class Api:
             user = session.execute(select(User).where(User.username == username)).scalar_one()
             assert user.id is not None
             return issue_token(
-                secret=SECRET, user_id=user.id, token_version=user.token_version,
-                now=self.clock.now, ttl=3600,
+                secret=SECRET,
+                user_id=user.id,
+                token_version=user.token_version,
+                now=self.clock.now,
+                ttl=3600,
             )
 
     def headers(self, username: str) -> dict[str, str]:

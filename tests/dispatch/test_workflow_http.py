@@ -36,7 +36,9 @@ def _report(
     return res.json()
 
 
-def test_report_is_placed_classified_routed_and_given_a_deadline(api: Api, demo_points: Any) -> None:
+def test_report_is_placed_classified_routed_and_given_a_deadline(
+    api: Api, demo_points: Any
+) -> None:
     case = _report(api, demo_points)
     assert case["grid_code"] == GRID
     assert len(case["grid_code"]) == 15
@@ -67,7 +69,13 @@ def test_case_walks_the_whole_loop_with_history(api: Api, demo_points: Any) -> N
     final = api.get("dispatcher", f"/v1/cases/{cid}").json()
     assert final["status"] == "closed"
     assert [h["action"] for h in final["history"]] == [
-        "report", "register", "dispatch", "accept", "resolve", "verify", "close",
+        "report",
+        "register",
+        "dispatch",
+        "accept",
+        "resolve",
+        "verify",
+        "close",
     ]
     assert [h["to_status"] for h in final["history"]][-1] == "closed"
     resolve = final["history"][4]
@@ -83,7 +91,12 @@ def test_case_walks_the_whole_loop_with_history(api: Api, demo_points: Any) -> N
 @pytest.mark.parametrize(
     ("who", "action", "status", "code"),
     [
-        ("dept-cgj", "accept", 403, "not_permitted"),  # not dispatched to it yet: still the centre's
+        (
+            "dept-cgj",
+            "accept",
+            403,
+            "not_permitted",
+        ),  # not dispatched to it yet: still the centre's
         ("dispatcher", "dispatch", 409, "illegal_transition"),  # must be registered first
         ("dispatcher", "close", 409, "illegal_transition"),
         ("dispatcher", "resolve", 403, "not_permitted"),  # only the unit resolves
@@ -286,7 +299,8 @@ def test_tampering_with_history_is_detected(api: Api, demo_points: Any) -> None:
     with session_scope(api.engine) as session:
         problems, _ = dispatch_service.verify_audit(session, key=SECRET)
     mine = [p for p in problems if p.case_id == case["id"]]
-    assert mine and mine[0].seq == 2
+    assert mine
+    assert mine[0].seq == 2
     with session_scope(api.engine) as session:  # repair for the other tests sharing the database
         session.execute(
             text("UPDATE case_history SET reason = NULL WHERE case_id = :id AND seq = 2"),

@@ -1,0 +1,205 @@
+"""The `gridgov` command line against a fresh SQLite database."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+from shapely.geometry import box, mapping
+from sqlalchemy import text
+
+from app.cli import main
+from app.db import make_engine
+from app.main import create_app
+from app.settings import Settings
+
+SECRET = "cli-test-secret"
+
+
+@pytest.fixture
+def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("GRIDGOV_DATABASE_URL", url)
+    monkeypatch.setenv("GRIDGOV_SECRET_KEY", SECRET)
+    return {"url": url, "tmp": tmp_path}
+
+
+def _run(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _grids_file(tmp: Path) -> Path:
+    cells = []
+    for i in range(2):
+        for j in range(2):
+            code = f"440604010001{i * 2 + j + 1:03d}"
+            geom = box(113.10 + 0.01 * i, 23.00 + 0.01 * j, 113.11 + 0.01 * i, 23.01 + 0.01 * j)
+            cells.append(
+                {
+                    "type": "Feature",
+                    "properties": {"code": code, "name": f"网格{code[-3:]}"},
+                    "geometry": mapping(geom),
+                }
+            )
+    parents = [
+        ("440604", "禅城区", box(113.10, 23.00, 113.12, 23.02)),
+        ("440604010", "祖庙街道", box(113.10, 23.00, 113.12, 23.02)),
+        ("440604010001", "测试社区", box(113.10, 23.00, 113.12, 23.02)),
+    ]
+    for code, name, geom in parents:
+        cells.append(
+            {
+                "type": "Feature",
+                "properties": {"code": code, "name": name},
+                "geometry": mapping(geom),
+            }
+        )
+    path = tmp / "grids.geojson"
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": cells}), "utf-8")
+    return path
+
+
+def test_db_upgrade_then_grids_import_export(env: dict[str, Any]) -> None:
+    assert _run("db", "upgrade").exit_code == 0
+    res = _run("grids", "import", str(_grids_file(env["tmp"])))
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output) == {"created": 7, "updated": 0}
+    out = json.loads(_run("grids", "export").output)
+    assert len(out["features"]) == 7
+    again = _run("grids", "import", str(_grids_file(env["tmp"])))
+    assert json.loads(again.output) == {"created": 0, "updated": 7}
+
+
+def test_grids_import_refuses_garbage(env: dict[str, Any]) -> None:
+    bad = env["tmp"] / "bad.geojson"
+    bad.write_text("{not json", "utf-8")
+    res = CliRunner().invoke(main, ["grids", "import", str(bad)])
+    assert res.exit_code == 2
+    assert "invalid_geojson" in res.output
+
+
+def test_users_add_prints_a_working_token_last(env: dict[str, Any]) -> None:
+    _run("grids", "import", str(_grids_file(env["tmp"])))
+    res = _run(
+        "users",
+        "add",
+        "--role",
+        "grid_worker",
+        "--username",
+        "wang",
+        "--password",
+        "s3cret-pass",
+        "--grid",
+        "440604010001001",
+        "--print-token",
+    )
+    assert res.exit_code == 0, res.output
+    token = res.output.strip().splitlines()[-1]
+    settings = Settings(database_url=env["url"], secret_key=SECRET)
+    app = create_app(settings=settings, engine=make_engine(env["url"]))
+    with TestClient(app) as client:
+        r = client.post(
+            "/v1/reports",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "client_id": "c1",
+                "lat": 23.005,
+                "lng": 113.105,
+                "description": "路灯不亮了，晚上很黑",
+            },
+        )
+        assert r.status_code == 201, r.text
+        assert r.json()["grid_code"] == "440604010001001"
+
+
+def test_users_add_refuses_unknown_grid_and_role_mismatch(env: dict[str, Any]) -> None:
+    _run("db", "upgrade")
+    res = CliRunner().invoke(
+        main,
+        [
+            "users",
+            "add",
+            "--role",
+            "grid_worker",
+            "--username",
+            "li",
+            "--password",
+            "s3cret-pass",
+            "--grid",
+            "440604999999999",
+        ],
+    )
+    assert res.exit_code == 2
+    assert "unknown_grid" in res.output
+    res = CliRunner().invoke(
+        main,
+        ["users", "add", "--role", "department", "--username", "li", "--password", "s3cret-pass"],
+    )
+    assert res.exit_code == 2
+    assert "department_required" in res.output
+
+
+def test_taxonomy_export_import_roundtrip_and_bad_import(env: dict[str, Any]) -> None:
+    _run("db", "upgrade")
+    exported = _run("taxonomy", "export").output
+    data = json.loads(exported)
+    assert len(data["categories"]) == 17
+    data["categories"][0]["subcategories"][0]["name"] = "邻里纠纷（改）"
+    path = env["tmp"] / "cat.json"
+    path.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    assert _run("taxonomy", "import", str(path)).exit_code == 0
+    assert "邻里纠纷（改）" in _run("taxonomy", "export").output
+    data["categories"][0]["code"] = "99x"
+    path.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    res = CliRunner().invoke(main, ["taxonomy", "import", str(path)])
+    assert res.exit_code == 2
+    assert "invalid_catalogue" in res.output
+    assert "邻里纠纷（改）" in _run("taxonomy", "export").output  # the bad import changed nothing
+
+
+def test_sweep_and_audit_verify(env: dict[str, Any]) -> None:
+    _run("grids", "import", str(_grids_file(env["tmp"])))
+    res = _run(
+        "users",
+        "add",
+        "--role",
+        "grid_worker",
+        "--username",
+        "zhao",
+        "--password",
+        "s3cret-pass",
+        "--grid",
+        "440604010001002",
+        "--print-token",
+    )
+    token = res.output.strip().splitlines()[-1]
+    engine = make_engine(env["url"])
+    with TestClient(
+        create_app(settings=Settings(database_url=env["url"], secret_key=SECRET), engine=engine)
+    ) as client:
+        r = client.post(
+            "/v1/reports",
+            headers={"Authorization": f"Bearer {token}"},
+            json={
+                "client_id": "c2",
+                "lat": 23.015,
+                "lng": 113.105,
+                "description": "路面塌陷很危险",
+            },
+        )
+        assert r.status_code == 201, r.text
+    sweep = _run("sweep")
+    assert sweep.exit_code == 0
+    assert set(json.loads(sweep.output)) >= {"checked", "sla_warning", "sla_overdue"}
+    ok = _run("audit", "verify")
+    assert ok.exit_code == 0
+    assert "intact" in ok.output
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE case_history SET actor_name = 'someone else'"))
+    bad = CliRunner().invoke(main, ["audit", "verify"])
+    assert bad.exit_code == 1
+    assert "does not match" in bad.output
