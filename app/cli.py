@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 from sqlalchemy.engine import Engine
@@ -278,6 +279,42 @@ def sweep() -> None:
         batch=settings.sweep_batch,
     )
     click.echo(json.dumps(totals))
+
+
+@main.group()
+def calendar() -> None:
+    """Working-day overrides (a year's State Council notice, local changes)."""
+
+
+@calendar.command("set")
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--workday/--holiday", required=True, help="what this date is")
+@click.option("--note", default="", help="e.g. 国庆节 or 调休上班")
+def calendar_set(day: Any, workday: bool, note: str) -> None:
+    """Declare one date a working day or a rest day (overrides the packaged calendar)."""
+    from dispatch import service as dispatch_service
+
+    engine = _engine()
+    with session_scope(engine) as session:
+        dispatch_service.set_calendar_override(
+            session, day=day.date(), is_workday=workday, note=note
+        )
+    click.echo(f"{day.date().isoformat()}: {'working day' if workday else 'rest day'}")
+
+
+@calendar.command("list")
+def calendar_list() -> None:
+    """Print the overrides as JSON lines."""
+    from dispatch import service as dispatch_service
+
+    with session_scope(_engine()) as session:
+        for row in dispatch_service.calendar_overrides(session):
+            click.echo(
+                json.dumps(
+                    {"day": row.day.isoformat(), "is_workday": row.is_workday, "note": row.note},
+                    ensure_ascii=False,
+                )
+            )
 
 
 @main.group()

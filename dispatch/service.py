@@ -7,7 +7,7 @@ import time as _time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -708,3 +708,20 @@ def verify_audit(session: Session, *, key: str) -> tuple[list[audit.ChainProblem
             )
         )
     return problems, count
+
+
+def set_calendar_override(session: Session, *, day: date, is_workday: bool, note: str) -> None:
+    """Insert or replace the override of one date; processes pick it up within their TTL."""
+    row = session.get(CalendarOverride, day)
+    if row is None:
+        session.add(CalendarOverride(day=day, is_workday=is_workday, note=note))
+    else:
+        row.is_workday = is_workday
+        row.note = note
+    session.flush()
+
+
+def calendar_overrides(session: Session) -> list[CalendarOverride]:
+    return list(
+        session.execute(select(CalendarOverride).order_by(col(CalendarOverride.day))).scalars()
+    )

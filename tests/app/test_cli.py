@@ -203,3 +203,28 @@ def test_sweep_and_audit_verify(env: dict[str, Any]) -> None:
     bad = CliRunner().invoke(main, ["audit", "verify"])
     assert bad.exit_code == 1
     assert "does not match" in bad.output
+
+
+def test_calendar_override_moves_deadlines(env: dict[str, Any]) -> None:
+    """An admin marks Wednesday 2027-03-03 a rest day (a year chinese-calendar does not know)."""
+    from datetime import UTC, datetime
+
+    from dispatch.service import CalendarProvider
+    from taxonomy.catalogue import TimeUnit
+
+    assert _run("db", "upgrade").exit_code == 0
+    engine = make_engine(env["url"])
+    calendars = CalendarProvider(
+        engine, office_hours="08:30-12:00,14:00-17:30", timezone="Asia/Shanghai"
+    )
+    tuesday_4pm = datetime(2027, 3, 2, 8, 0, tzinfo=UTC)  # 16:00 local
+    assert calendars.get().add(tuesday_4pm, 2, TimeUnit.WORKING_HOURS) == datetime(
+        2027, 3, 3, 1, 0, tzinfo=UTC
+    )  # Wednesday 09:00 local
+    res = _run("calendar", "set", "2027-03-03", "--holiday", "--note", "地方假日")
+    assert res.exit_code == 0, res.output
+    assert "地方假日" in _run("calendar", "list").output
+    calendars.invalidate()
+    assert calendars.get().add(tuesday_4pm, 2, TimeUnit.WORKING_HOURS) == datetime(
+        2027, 3, 4, 1, 0, tzinfo=UTC
+    )  # Thursday 09:00 local

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -122,7 +123,7 @@ def test_intact_chain_has_no_problems() -> None:
 
 def test_chain_starts_from_genesis() -> None:
     assert CHAIN[0].prev_hash == GENESIS == "0" * 64
-    assert all(later.prev_hash == earlier.hash for earlier, later in zip(CHAIN, CHAIN[1:]))
+    assert all(later.prev_hash == earlier.hash for earlier, later in pairwise(CHAIN))
 
 
 @pytest.mark.parametrize("head", ["", GENESIS])

@@ -116,7 +116,7 @@ def test_parse_office_hours_rejects_malformed_intervals(spec: str) -> None:
 
 
 def test_parse_office_hours_rejects_times_past_midnight() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="hour"):
         parse_office_hours("08:00-24:30")
 
 

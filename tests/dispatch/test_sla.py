@@ -65,7 +65,11 @@ class Limit:
 
     def deadlines(self) -> tuple[datetime, datetime]:
         d = deadlines(
-            start=self.start, amount=self.amount, unit=self.unit, calendar=CALENDAR, warn_fraction=WARN
+            start=self.start,
+            amount=self.amount,
+            unit=self.unit,
+            calendar=CALENDAR,
+            warn_fraction=WARN,
         )
         return d.warn_at, d.due_at
 
