@@ -12,7 +12,7 @@ import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 GENESIS = "0" * 64
@@ -45,7 +45,7 @@ def row_digest(
             actor_id,
             actor_role,
             actor_name,
-            at.isoformat(timespec="microseconds"),
+            at.astimezone(UTC).isoformat(timespec="microseconds"),
             reason,
             data,
         ],
