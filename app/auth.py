@@ -7,9 +7,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlmodel import col
+from sqlmodel import Session, col
 
-from app.deps import RuntimeDep, SessionDep
+from app.db import reader
+from app.deps import RuntimeDep
 from app.errors import Unauthorized
 from app.models import User
 from app.security import hash_password, issue_token, verify_password
@@ -30,11 +31,12 @@ class TokenOut(BaseModel):
 @router.post("/token", response_model=TokenOut)
 def token(
     runtime: RuntimeDep,
-    session: SessionDep,
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
 ) -> TokenOut:
-    user = session.execute(select(User).where(col(User.username) == username)).scalar()
+    # A read-only session: the slow hash check must not hold the SQLite write lock.
+    with Session(reader(runtime.engine)) as session:
+        user = session.execute(select(User).where(col(User.username) == username)).scalar()
     ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
     if user is None or not ok or not user.active:
         raise Unauthorized("wrong username or password", code="invalid_credentials")

@@ -7,6 +7,7 @@ indexed by the migrations) and WKB bytes on SQLite; code above this module only 
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from geoalchemy2 import Geometry
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import DateTime, LargeBinary, MetaData, event
 from sqlalchemy.engine import Dialect, Engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -87,13 +88,21 @@ def is_postgres(url: str) -> bool:
 
 
 def make_engine(url: str | None = None) -> Engine:
-    """One engine per process; SQLite gets WAL, foreign keys and a busy timeout."""
+    """One engine per process; SQLite gets WAL, foreign keys and serialised writers."""
     url = url or get_settings().database_url
     if is_postgres(url):
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     engine = create_engine(
-        url, connect_args={"check_same_thread": False, "timeout": 30}, poolclass=NullPool
+        url,
+        connect_args={"check_same_thread": False, "timeout": 30},
+        poolclass=QueuePool,
+        pool_size=8,
+        max_overflow=24,
     )
+    # Writers of this process queue on a lock (woken at once when the holder is done) rather
+    # than on SQLite's busy handler, which sleeps with back-off; other processes still meet
+    # the busy timeout.
+    write_lock = threading.Lock()
 
     @event.listens_for(engine, "connect")
     def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -107,13 +116,30 @@ def make_engine(url: str | None = None) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _sqlite_begin(conn: Any) -> None:
-        # Writers take the lock at BEGIN (IMMEDIATE) so they queue on the busy timeout instead
-        # of failing when a read turns into a write; readers (see `reader`) never block.
+        # Writers take the database lock at BEGIN (IMMEDIATE), so a read that turns into a
+        # write can never fail on a stale snapshot; readers (see `reader`) never block.
         if conn.get_execution_options().get("gridgov_readonly"):
             conn.exec_driver_sql("BEGIN")
-        else:
+            return
+        if not write_lock.acquire(timeout=30):
+            raise TimeoutError("database busy: no write slot within 30 s")
+        conn.info["gridgov_write_lock"] = True
+        try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            conn.info.pop("gridgov_write_lock", None)
+            write_lock.release()
+            raise
 
+    def _release(conn: Any) -> None:
+        if conn.info.pop("gridgov_write_lock", False):
+            write_lock.release()
+
+    # Released when the connection goes back to the pool, i.e. after its COMMIT or ROLLBACK
+    # (the engine's commit/rollback events fire before those run), or when it is thrown away.
+    event.listen(engine.pool, "checkin", lambda _dbapi, record: _release(record))
+    event.listen(engine.pool, "invalidate", lambda _dbapi, record, _exc: _release(record))
+    event.listen(engine.pool, "soft_invalidate", lambda _dbapi, record, _exc: _release(record))
     return engine
 
 

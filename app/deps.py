@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlmodel import Session, col
@@ -17,7 +18,7 @@ from app.runtime import Runtime
 from app.security import Actor, read_token
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -67,17 +68,33 @@ def load_actor(session: Session, user_id: int, token_version: int | None) -> Act
     )
 
 
-def get_actor(
+async def get_actor(
     runtime: RuntimeDep,
-    session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
+    """The caller, from a signed token; accounts are cached briefly (see `ActorCache`).
+
+    Async so that the usual cache hit costs no thread hop; a miss reads in the threadpool.
+    """
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Unauthorized("a bearer token is required", code="missing_token")
     claims = read_token(
         credentials.credentials, secret=runtime.settings.secret_key, now=runtime.now()
     )
-    return load_actor(session, claims.user_id, claims.token_version)
+    cached = runtime.actors.peek(claims.user_id, claims.token_version)
+    if cached is not None:
+        return cached
+    actor = await run_in_threadpool(
+        _load_with_own_session, runtime, claims.user_id, claims.token_version
+    )
+    runtime.actors.put(claims.user_id, claims.token_version, actor)
+    return actor
+
+
+def _load_with_own_session(runtime: Runtime, user_id: int, token_version: int) -> Actor:
+    # Not the request's session: on SQLite that would take the write lock before any work.
+    with Session(reader(runtime.engine)) as session:
+        return load_actor(session, user_id, token_version)
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

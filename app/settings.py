@@ -14,6 +14,8 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./gridgov.db"
     secret_key: str = "dev-insecure-change-me"
     token_ttl_seconds: int = 12 * 3600
+    # How long a process trusts an account it has loaded (disable/revoke take this long).
+    auth_cache_seconds: float = Field(default=10.0, ge=0.0)
     # A point outside every grid but within this distance goes to the nearest grid.
     grid_tolerance_m: float = Field(default=50.0, ge=0.0, le=5000.0)
     # How often a process checks whether another process changed the grids.

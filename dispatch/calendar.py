@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
@@ -45,6 +46,7 @@ def parse_office_hours(spec: str) -> tuple[tuple[time, time], ...]:
     return tuple(intervals)
 
 
+@lru_cache(maxsize=8192)
 def packaged_is_workday(day: date) -> bool | None:
     """The chinese-calendar package's answer, or None for a year it has no data for."""
     try:

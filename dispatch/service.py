@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import threading
 import time as _time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from shapely.geometry import Point
+from sqlalchemy import ColumnElement, and_, insert, or_, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -64,21 +64,39 @@ class CalendarProvider:
         self._loaded_at = -float("inf")
         self._overrides: dict[Any, bool] = {}
         self._calendars: dict[str, WorkCalendar] = {}
+        self._department_hours: dict[str, str | None] = {}
+
+    def _refresh(self) -> None:
+        if self._monotonic() - self._loaded_at < self._ttl:
+            return
+        with Session(reader(self._engine)) as session:
+            rows = session.execute(select(CalendarOverride)).scalars().all()
+            hours = (
+                session.execute(select(col(Department.code), col(Department.office_hours)))
+                .tuples()
+                .all()
+            )
+            self._department_hours = dict(hours)
+        self._overrides = {r.day: r.is_workday for r in rows}
+        self._calendars = {}
+        self._loaded_at = self._monotonic()
 
     def get(self, office_hours: str | None = None) -> WorkCalendar:
         spec = office_hours or self._default_hours
         with self._lock:
-            if self._monotonic() - self._loaded_at >= self._ttl:
-                with Session(reader(self._engine)) as session:
-                    rows = session.execute(select(CalendarOverride)).scalars().all()
-                self._overrides = {r.day: r.is_workday for r in rows}
-                self._calendars = {}
-                self._loaded_at = self._monotonic()
+            self._refresh()
             cal = self._calendars.get(spec)
             if cal is None:
                 cal = WorkCalendar(parse_office_hours(spec), self._tz, dict(self._overrides))
                 self._calendars[spec] = cal
             return cal
+
+    def for_department(self, department_code: str) -> WorkCalendar:
+        """The calendar of a unit: its own office hours when it has them."""
+        with self._lock:
+            self._refresh()
+            hours = self._department_hours.get(department_code)
+        return self.get(hours)
 
     def invalidate(self) -> None:
         with self._lock:
@@ -144,15 +162,6 @@ def routing_for(
     )
 
 
-def department_calendar(
-    session: Session, calendars: CalendarProvider, department_code: str
-) -> WorkCalendar:
-    hours = session.execute(
-        select(col(Department.office_hours)).where(col(Department.code) == department_code)
-    ).scalar()
-    return calendars.get(hours)
-
-
 def require_department(session: Session, code: str) -> None:
     found = session.execute(
         select(col(Department.id)).where(
@@ -174,8 +183,12 @@ def _record(
     now: datetime,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
+    pending: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Append one link to the case's history chain."""
+    """Append one link to the case's history chain (or to `pending`, for the caller to insert).
+
+    History rows are append-only, so they go in as plain INSERTs, not through the ORM.
+    """
     assert case.id is not None
     seq = case.history_seq + 1
     payload = data or {}
@@ -195,25 +208,27 @@ def _record(
         reason=reason,
         data=payload,
     )
-    session.add(
-        CaseHistory(
-            case_id=case.id,
-            seq=seq,
-            action=action,
-            from_status=from_status,
-            to_status=case.status,
-            actor_id=actor.id,
-            actor_role=str(actor.role),
-            actor_name=actor_name,
-            at=now,
-            reason=reason,
-            data=payload,
-            prev_hash=case.history_head or audit.GENESIS,
-            hash=digest,
-        )
-    )
+    row = {
+        "case_id": case.id,
+        "seq": seq,
+        "action": action,
+        "from_status": from_status,
+        "to_status": str(case.status),
+        "actor_id": actor.id,
+        "actor_role": str(actor.role),
+        "actor_name": actor_name,
+        "at": now,
+        "reason": reason,
+        "data": payload,
+        "prev_hash": case.history_head or audit.GENESIS,
+        "hash": digest,
+    }
     case.history_seq = seq
     case.history_head = digest
+    if pending is not None:
+        pending.append(row)
+    else:
+        session.connection().execute(insert(_HISTORY), [row])
 
 
 def _set_deadlines(case: Case, *, calendar: WorkCalendar, policy: Policy) -> None:
@@ -282,6 +297,28 @@ def _apply_sla(
     return events
 
 
+_CASE = Case.__table__  # type: ignore[attr-defined]
+_HISTORY = CaseHistory.__table__  # type: ignore[attr-defined]
+_NEXT_ID_PG = text("SELECT nextval(pg_get_serial_sequence('gg_case', 'id'))")
+_NEXT_ID_SQLITE = text("SELECT coalesce(max(id), 0) + 1 FROM gg_case")
+
+
+def row_values(obj: Any) -> dict[str, Any]:
+    """An unattached table object as the values of its INSERT."""
+    return {c.name: getattr(obj, c.key) for c in obj.__table__.columns}
+
+
+def next_case_id(session: Session) -> int:
+    """Allocate the id up front so the case number is written with the row (no second UPDATE).
+
+    PostgreSQL: the serial's sequence. SQLite: writers hold the database lock (BEGIN IMMEDIATE)
+    for the whole transaction, so max(id) + 1 cannot be taken twice.
+    """
+    postgres = session.get_bind().dialect.name == "postgresql"
+    statement = _NEXT_ID_PG if postgres else _NEXT_ID_SQLITE
+    return int(session.connection().execute(statement).scalar_one())
+
+
 def case_no_for(case_id: int, reported_at: datetime, tz: ZoneInfo) -> str:
     """Human case number: local report date + zero-padded id, e.g. 20261123000042."""
     return f"{reported_at.astimezone(tz):%Y%m%d}{case_id:06d}"
@@ -297,10 +334,12 @@ def open_case(
     policy: Policy,
 ) -> Case:
     """Create a case (status `reported`) with its clock started now and its first history row."""
-    calendar = department_calendar(session, calendars, new.routing.department_code)
+    calendar = calendars.for_department(new.routing.department_code)
     r = new.routing
+    case_id = next_case_id(session)
     case = Case(
-        case_no=f"~{uuid.uuid4().hex[:31]}",  # replaced by the real number once the id is known
+        id=case_id,
+        case_no=case_no_for(case_id, now, calendar.tz),
         status=CaseStatus.REPORTED,
         source=new.source,
         reporter_id=new.reporter_id,
@@ -324,10 +363,7 @@ def open_case(
     )
     _set_deadlines(case, calendar=calendar, policy=policy)
     _apply_sla(case, calendar=calendar, policy=policy, now=now, actor=None, session=None)
-    session.add(case)
-    session.flush()
-    assert case.id is not None
-    case.case_no = case_no_for(case.id, now, calendar.tz)
+    pending: list[dict[str, Any]] = []
     _record(
         session,
         case,
@@ -344,14 +380,16 @@ def open_case(
             "department_code": r.department_code,
             "due_at": case.due_at.isoformat() if case.due_at else None,
         },
+        pending=pending,
     )
-    session.flush()
+    # Plain INSERTs: a new case needs no unit of work (the object is returned, not attached).
+    conn = session.connection()
+    conn.execute(insert(_CASE), [row_values(case)])
+    conn.execute(insert(_HISTORY), pending)
     return case
 
 
 def _point(lng: float, lat: float) -> Any:
-    from shapely.geometry import Point
-
     return Point(lng, lat)
 
 
@@ -480,7 +518,7 @@ def act(
         raise ValidationFailed(f"{action} needs a note on the result", code="note_required")
 
     data: dict[str, Any] = {}
-    calendar = department_calendar(session, calendars, case.department_code)
+    calendar = calendars.for_department(case.department_code)
 
     if action is Action.REGISTER:
         _override_routing(session, case, params, catalogue, grid_exists, data)
@@ -493,7 +531,7 @@ def act(
             require_department(session, params.department_code)
             data["department_from"] = case.department_code
             case.department_code = params.department_code
-            calendar = department_calendar(session, calendars, case.department_code)
+            calendar = calendars.for_department(case.department_code)
         data["department_code"] = case.department_code
         if case.return_count:  # 改派: the clock passes to the new owner
             _restart_clock(case, now)
@@ -683,7 +721,7 @@ def sweep(
     counts = {"checked": 0, "sla_warning": 0, "sla_overdue": 0, "sla_escalated": 0}
     for case in session.execute(due).scalars():
         counts["checked"] += 1
-        calendar = department_calendar(session, calendars, case.department_code)
+        calendar = calendars.for_department(case.department_code)
         # The selection only narrows: re-check the case itself before acting.
         for event in _apply_sla(
             case, calendar=calendar, policy=policy, now=now, actor=actor, session=session

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from app.deps import ActorDep, RuntimeDep, SessionDep, require_role
 from app.errors import GridgovError
@@ -18,24 +19,31 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 @router.post("", response_model=CaseOut, status_code=201)
 def create_report(
     report: ReportIn,
-    response: Response,
     runtime: RuntimeDep,
     session: SessionDep,
     actor: ActorDep,
-) -> CaseOut:
+) -> Response:
     """File a report: 201 with the new case, or 200 with the same case when client_id repeats."""
     require_role(actor, Role.GRID_WORKER, Role.DISPATCHER, Role.ADMIN)
-    case, created = events_service.intake(
-        session,
-        report=report,
-        actor=actor,
-        source="grid_worker" if actor.role is Role.GRID_WORKER else "command_centre",
-        now=runtime.now(),
-        ctx=runtime.intake_context(),
+    source = "grid_worker" if actor.role is Role.GRID_WORKER else "command_centre"
+    ctx = runtime.intake_context()
+    now = runtime.now()
+    try:
+        case, created = events_service.intake(
+            session, report=report, actor=actor, source=source, now=now, ctx=ctx
+        )
+    except IntegrityError:
+        # The same client_id raced in from another request: once more, as a resend.
+        session.rollback()
+        case, created = events_service.intake(
+            session, report=report, actor=actor, source=source, now=now, ctx=ctx
+        )
+    # Already a validated model: send it as is (no second validation by response_model).
+    return Response(
+        content=case_out(case, viewer=actor).model_dump_json(),
+        status_code=201 if created else 200,
+        media_type="application/json",
     )
-    if not created:
-        response.status_code = 200
-    return case_out(case, viewer=actor)
 
 
 @router.post("/batch", response_model=BatchOut)
@@ -52,9 +60,16 @@ def create_reports_batch(
         savepoint = session.begin_nested()
         try:
             report = ReportIn.model_validate(raw)
-            case, created = events_service.intake(
-                session, report=report, actor=actor, source="grid_worker", now=now, ctx=ctx
-            )
+            try:
+                case, created = events_service.intake(
+                    session, report=report, actor=actor, source="grid_worker", now=now, ctx=ctx
+                )
+            except IntegrityError:  # raced with another copy: answer as a resend
+                savepoint.rollback()
+                savepoint = session.begin_nested()
+                case, created = events_service.intake(
+                    session, report=report, actor=actor, source="grid_worker", now=now, ctx=ctx
+                )
             savepoint.commit()
             results.append(
                 BatchItemOut(

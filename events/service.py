@@ -7,11 +7,10 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col
+from sqlalchemy import bindparam, insert, select
+from sqlmodel import Session
 
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, GridgovError, ValidationFailed
 from app.security import Actor
 from dispatch import service as dispatch_service
 from dispatch.models import Case
@@ -43,15 +42,30 @@ def payload_hash(report: ReportIn) -> str:
     ).hexdigest()
 
 
-def _existing(session: Session, reporter_id: int, client_id: str) -> Report | None:
-    return session.execute(
-        select(Report).where(
-            col(Report.reporter_id) == reporter_id, col(Report.client_id) == client_id
-        )
-    ).scalar()
+_REPORT = Report.__table__  # type: ignore[attr-defined]
+_EXISTING = select(_REPORT.c.client_id, _REPORT.c.payload_hash, _REPORT.c.case_id).where(
+    _REPORT.c.reporter_id == bindparam("reporter_id"),
+    _REPORT.c.client_id == bindparam("client_id"),
+)
 
 
-def _replay(session: Session, found: Report, digest: str) -> Case:
+@dataclass(frozen=True)
+class _Seen:
+    client_id: str
+    payload_hash: str
+    case_id: int
+
+
+def _existing(session: Session, reporter_id: int, client_id: str) -> _Seen | None:
+    row = (
+        session.connection()
+        .execute(_EXISTING, {"reporter_id": reporter_id, "client_id": client_id})
+        .first()
+    )
+    return None if row is None else _Seen(row[0], row[1], row[2])
+
+
+def _replay(session: Session, found: _Seen, digest: str) -> Case:
     if found.payload_hash != digest:
         raise Conflict(
             f"client_id {found.client_id!r} was already used for a different report",
@@ -104,25 +118,17 @@ def route(report: ReportIn, description: str, taxonomy: Taxonomy) -> dispatch_se
     return dispatch_service.routing_for(catalogue, category.subcategories[-1].code, score=0.0)
 
 
-def intake(
-    session: Session,
-    *,
-    report: ReportIn,
-    actor: Actor,
-    source: str,
-    now: datetime,
-    ctx: IntakeContext,
-) -> tuple[Case, bool]:
-    """Create the case for a report, or return the one made for the same client_id earlier.
+@dataclass(frozen=True)
+class Prepared:
+    """A validated report with its placement and routing, computed before any database work."""
 
-    Returns (case, created). Validation happens before anything is written.
-    """
-    assert actor.id is not None
-    digest = payload_hash(report)
-    found = _existing(session, actor.id, report.client_id)
-    if found is not None:
-        return _replay(session, found, digest), False
+    new_case: dispatch_service.NewCase
 
+
+def prepare(
+    report: ReportIn, *, actor: Actor, source: str, now: datetime, ctx: IntakeContext
+) -> Prepared:
+    """Every check and computation of intake that needs no database (stable error codes)."""
     point = grid_service.check_point(report.lat, report.lng, report.crs)
     description = check_description(report.description, max_chars=ctx.max_description_chars)
     if report.attachment_ids:
@@ -141,45 +147,69 @@ def intake(
             raise ValidationFailed("occurred_at is in the future", code="invalid_occurred_at")
     located = grid_service.place(ctx.grids, point, tolerance_m=ctx.tolerance_m)
     routing = route(report, description, ctx.taxonomy)
+    return Prepared(
+        dispatch_service.NewCase(
+            source=source,
+            reporter_id=actor.id,
+            description=description,
+            lng=located.lng,
+            lat=located.lat,
+            grid_code=located.placement.grid_code,
+            grid_rule=located.placement.rule,
+            routing=routing,
+            occurred_at=occurred_at,
+        )
+    )
 
-    savepoint = session.begin_nested()
+
+def intake(
+    session: Session,
+    *,
+    report: ReportIn,
+    actor: Actor,
+    source: str,
+    now: datetime,
+    ctx: IntakeContext,
+) -> tuple[Case, bool]:
+    """Create the case for a report, or return the one made for the same client_id earlier.
+
+    Returns (case, created). All checks run before anything is written; a resend is answered
+    from the stored report even if the grids or catalogue changed since. Two copies racing in
+    at once make the second insert fail on the (reporter, client_id) key: callers retry the
+    transaction once (`IntegrityError`), and the retry finds the first copy.
+    """
+    assert actor.id is not None
+    digest = payload_hash(report)
     try:
-        case = dispatch_service.open_case(
-            session,
-            new=dispatch_service.NewCase(
-                source=source,
-                reporter_id=actor.id,
-                description=description,
-                lng=located.lng,
-                lat=located.lat,
-                grid_code=located.placement.grid_code,
-                grid_rule=located.placement.rule,
-                routing=routing,
-                occurred_at=occurred_at,
-            ),
-            actor=actor,
-            now=now,
-            calendars=ctx.calendars,
-            policy=ctx.policy,
-        )
-        assert case.id is not None
-        session.add(
-            Report(
-                reporter_id=actor.id,
-                client_id=report.client_id,
-                payload_hash=digest,
-                source=source,
-                case_id=case.id,
-                received_at=now,
-            )
-        )
-        session.flush()
-        savepoint.commit()
-    except IntegrityError:
-        # The same client_id raced in from another request: answer as a resend.
-        savepoint.rollback()
-        raced = _existing(session, actor.id, report.client_id)
-        if raced is None:
-            raise
-        return _replay(session, raced, digest), False
+        prepared = prepare(report, actor=actor, source=source, now=now, ctx=ctx)
+    except GridgovError:
+        found = _existing(session, actor.id, report.client_id)
+        if found is not None:
+            return _replay(session, found, digest), False
+        raise
+    found = _existing(session, actor.id, report.client_id)
+    if found is not None:
+        return _replay(session, found, digest), False
+    case = dispatch_service.open_case(
+        session,
+        new=prepared.new_case,
+        actor=actor,
+        now=now,
+        calendars=ctx.calendars,
+        policy=ctx.policy,
+    )
+    assert case.id is not None
+    session.connection().execute(
+        insert(_REPORT),
+        [
+            {
+                "reporter_id": actor.id,
+                "client_id": report.client_id,
+                "payload_hash": digest,
+                "source": source,
+                "case_id": case.id,
+                "received_at": now,
+            }
+        ],
+    )
     return case, True
