@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.db import reader
+from app.db import reader, session_scope
 from app.errors import Forbidden, Unauthorized
 from app.models import Role, User, UserGrid
 from app.runtime import Runtime
@@ -29,15 +29,8 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
     """The request owns the transaction: commit when the endpoint returns, else roll back."""
     engine = reader(runtime.engine) if request.method in ("GET", "HEAD") else runtime.engine
-    session = Session(engine, expire_on_commit=False)
-    try:
+    with session_scope(engine) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
+from app.revisioned import RevisionedCache
 from app.security import Actor
 from app.settings import Settings
 from dispatch.service import CalendarProvider, Policy
 from events.service import IntakeContext
-from grid.service import GridResolver
-from taxonomy.service import TaxonomyHolder
+from grid.index import GridIndex
+from grid.service import grid_resolver
+from taxonomy.service import Taxonomy, taxonomy_holder
 
 
 def utcnow() -> datetime:
@@ -54,8 +56,8 @@ class ActorCache:
 class Runtime:
     settings: Settings
     engine: Engine
-    grids: GridResolver
-    taxonomy: TaxonomyHolder
+    grids: RevisionedCache[GridIndex]
+    taxonomy: RevisionedCache[Taxonomy]
     calendars: CalendarProvider
     policy: Policy
     actors: ActorCache
@@ -66,7 +68,7 @@ class Runtime:
 
     def intake_context(self) -> IntakeContext:
         return IntakeContext(
-            grids=self.grids.index(),
+            grids=self.grids.get(),
             taxonomy=self.taxonomy.get(),
             calendars=self.calendars,
             policy=self.policy,
@@ -81,8 +83,8 @@ def build_runtime(
     return Runtime(
         settings=settings,
         engine=engine,
-        grids=GridResolver(engine, refresh_seconds=settings.grid_refresh_seconds),
-        taxonomy=TaxonomyHolder(engine, refresh_seconds=settings.grid_refresh_seconds),
+        grids=grid_resolver(engine, refresh_seconds=settings.grid_refresh_seconds),
+        taxonomy=taxonomy_holder(engine, refresh_seconds=settings.grid_refresh_seconds),
         calendars=CalendarProvider(
             engine, office_hours=settings.office_hours, timezone=settings.timezone
         ),

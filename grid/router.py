@@ -42,7 +42,7 @@ def locate(
     """The micro-grid of a point (WGS-84 or GCJ-02), with its path and the rule that placed it."""
     point = grid_service.check_point(lat, lng, crs)
     located = grid_service.place(
-        runtime.grids.index(), point, tolerance_m=runtime.settings.grid_tolerance_m
+        runtime.grids.get(), point, tolerance_m=runtime.settings.grid_tolerance_m
     )
     path = grid_service.area_path(session, located.placement.grid_code)
     return LocateOut(

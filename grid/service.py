@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import threading
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,8 +15,8 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.db import reader
 from app.errors import NotFound, ValidationFailed
+from app.revisioned import RevisionedCache
 from grid.coords import Crs, parse_crs, to_wgs84
 from grid.index import GridIndex, GridShape, Placement
 from grid.models import CODE_LENGTH, Area, AreaLevel, GridRevision
@@ -55,42 +53,14 @@ def load_index(session: Session) -> GridIndex:
     return GridIndex([GridShape(code, geom) for code, geom in rows], revision=revision)
 
 
-class GridResolver:
-    """Holds this process's index; re-reads the revision at most every `refresh_seconds`."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        refresh_seconds: float,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._engine = engine
-        self._refresh = refresh_seconds
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._index: GridIndex | None = None
-        self._checked_at = -math.inf
-
-    def index(self) -> GridIndex:
-        now = self._monotonic()
-        current = self._index
-        if current is not None and now - self._checked_at < self._refresh:
-            return current
-        with self._lock:
-            if self._index is not None and now - self._checked_at < self._refresh:
-                return self._index
-            with Session(reader(self._engine)) as session:
-                revision = current_revision(session)
-                if self._index is None or self._index.revision != revision:
-                    self._index = load_index(session)
-            self._checked_at = now
-            return self._index
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._checked_at = -math.inf
-            self._index = None
+def grid_resolver(engine: Engine, *, refresh_seconds: float) -> RevisionedCache[GridIndex]:
+    """This process's grid index, rebuilt when another process bumps the grid revision."""
+    return RevisionedCache(
+        engine,
+        revision=current_revision,
+        build=lambda session, _rev: load_index(session),
+        refresh_seconds=refresh_seconds,
+    )
 
 
 @dataclass(frozen=True)

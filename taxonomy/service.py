@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.db import reader
 from app.errors import ValidationFailed
+from app.revisioned import RevisionedCache
 from taxonomy.catalogue import Catalogue, load_default_catalogue, parse_catalogue
 from taxonomy.classifier import Candidate, Classifier
 from taxonomy.models import CatalogueRevision
@@ -44,37 +41,14 @@ def load_taxonomy(session: Session) -> Taxonomy:
     return Taxonomy(revision=rev, catalogue=catalogue, classifier=Classifier(catalogue))
 
 
-class TaxonomyHolder:
-    """This process's catalogue and classifier; re-checks the revision every `refresh_seconds`."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        *,
-        refresh_seconds: float,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._engine = engine
-        self._refresh = refresh_seconds
-        self._monotonic = monotonic
-        self._lock = threading.Lock()
-        self._current: Taxonomy | None = None
-        self._checked_at = -math.inf
-
-    def get(self) -> Taxonomy:
-        now = self._monotonic()
-        if self._current is not None and now - self._checked_at < self._refresh:
-            return self._current
-        with self._lock, Session(reader(self._engine)) as session:
-            rev = latest_revision_id(session)
-            if self._current is None or self._current.revision != rev:
-                self._current = load_taxonomy(session)
-            self._checked_at = now
-            return self._current
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._checked_at = -math.inf
+def taxonomy_holder(engine: Engine, *, refresh_seconds: float) -> RevisionedCache[Taxonomy]:
+    """This process's catalogue and classifier, rebuilt when a new revision is imported."""
+    return RevisionedCache(
+        engine,
+        revision=latest_revision_id,
+        build=lambda session, _rev: load_taxonomy(session),
+        refresh_seconds=refresh_seconds,
+    )
 
 
 def import_catalogue(

@@ -69,7 +69,7 @@ def test_simultaneous_dispatch_clicks_apply_once(api: Api, demo_points: Any) -> 
 def test_running_process_sees_redrawn_grid(api: Api, demo_points: Any) -> None:
     """Grids change (a grid redrawn): every process's index follows the revision."""
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
-    before = runtime.grids.index().revision
+    before = runtime.grids.get().revision
     with Session(api.engine) as session:
         area = grid_service.area_path(session, GRID)[-1]
         grid_service.upsert_areas(
@@ -78,4 +78,4 @@ def test_running_process_sees_redrawn_grid(api: Api, demo_points: Any) -> None:
             now=api.clock.now,
         )
         session.commit()
-    assert runtime.grids.index().revision == before + 1  # refresh interval is 0 in tests
+    assert runtime.grids.get().revision == before + 1  # refresh interval is 0 in tests
