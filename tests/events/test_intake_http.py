@@ -281,3 +281,24 @@ def test_classify_and_catalogue(api: Api) -> None:
     cat = api.get(WORKER, "/v1/taxonomy").json()
     assert [c["code"] for c in cat["categories"]] == [f"{i:02d}" for i in range(1, 18)]
     assert sum(len(c["subcategories"]) for c in cat["categories"]) == 133
+
+
+def test_expired_token_is_401(api: Api, demo_points: Any) -> None:
+    headers = api.headers(WORKER)  # valid for an hour from the test clock
+    api.clock.advance(hours=2)
+    res = api.client.post("/v1/reports", json=_body(demo_points), headers=headers)
+    assert res.status_code == 401
+    assert res.json()["error"] == "token_expired"
+
+
+def test_token_signed_with_another_key_is_401(api: Api, demo_points: Any) -> None:
+    from app.security import issue_token
+
+    forged = issue_token(
+        secret="not-the-key", user_id=1, token_version=0, now=api.clock.now, ttl=3600
+    )
+    res = api.client.post(
+        "/v1/reports", json=_body(demo_points), headers={"Authorization": f"Bearer {forged}"}
+    )
+    assert res.status_code == 401
+    assert res.json()["error"] == "invalid_token"
