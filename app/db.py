@@ -11,7 +11,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import lru_cache
 from typing import Any
 
 import shapely
@@ -148,15 +147,10 @@ def reader(engine: Engine) -> Engine:
     return engine.execution_options(gridgov_readonly=True)
 
 
-@lru_cache
-def get_engine() -> Engine:
-    return make_engine()
-
-
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+def session_scope(engine: Engine) -> Iterator[Session]:
     """A unit of work: commit on success, roll back on any exception."""
-    session = Session(engine or get_engine(), expire_on_commit=False)
+    session = Session(engine, expire_on_commit=False)
     try:
         yield session
         session.commit()

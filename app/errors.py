@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 
 class GridgovError(Exception):
     """Base of every error the API reports; `code` is stable, `detail` is for humans."""
 
     status_code: ClassVar[int] = 400
-    code: ClassVar[str] = "bad_request"
+    code: str = "bad_request"
 
-    def __init__(
-        self, detail: str, *, code: str | None = None, extra: dict[str, Any] | None = None
-    ):
+    def __init__(self, detail: str, *, code: str | None = None):
         super().__init__(detail)
         self.detail = detail
         if code is not None:
-            self.code = code  # type: ignore[misc]
-        self.extra = extra or {}
+            self.code = code
 
 
 class BadRequest(GridgovError):

@@ -90,15 +90,6 @@ def read_token(token: str, *, secret: str, now: datetime) -> TokenClaims:
         raise Unauthorized("invalid token", code="invalid_token") from exc
 
 
-def mask_phone(phone: str | None) -> str | None:
-    """138****5678 (PIPL masking convention)."""
-    if not phone:
-        return phone
-    if len(phone) < 7:
-        return "*" * len(phone)
-    return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"
-
-
 def mask_name(name: str | None) -> str | None:
     """张* / 欧阳** : keep the first character only."""
     if not name:

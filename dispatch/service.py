@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time as _time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -140,7 +140,6 @@ class ActionParams:
     passed: bool | None = None
     into_case_id: int | None = None
     expected_version: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def routing_for(
