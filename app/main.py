@@ -106,7 +106,12 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        codes = {
+            400: "malformed_json",  # FastAPI raises it when the body cannot be parsed at all
+            401: "unauthorized",
+            404: "not_found",
+            405: "method_not_allowed",
+        }
         return JSONResponse(
             error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
             status_code=exc.status_code,

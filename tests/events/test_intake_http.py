@@ -302,3 +302,13 @@ def test_token_signed_with_another_key_is_401(api: Api, demo_points: Any) -> Non
     )
     assert res.status_code == 401
     assert res.json()["error"] == "invalid_token"
+
+
+def test_absurdly_nested_json_is_400_not_500(api: Api) -> None:
+    res = api.client.post(
+        "/v1/reports",
+        content=b"[" * 100_000 + b"]" * 100_000,
+        headers={**api.headers(WORKER), "Content-Type": "application/json"},
+    )
+    assert res.status_code == 400
+    assert res.json()["error"] == "malformed_json"
