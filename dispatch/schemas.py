@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.models import Role
 from app.security import Actor, mask_name
+from app.text import CleanText, Identifier
 from dispatch.models import Case, CaseHistory
 
 
@@ -125,11 +126,11 @@ class ActionIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str | None = Field(default=None, max_length=2000)
-    note: str | None = Field(default=None, max_length=4000)
-    department_code: str | None = Field(default=None, max_length=16)
-    grid_code: str | None = Field(default=None, max_length=15)
-    subcategory_code: str | None = Field(default=None, max_length=8)
+    reason: CleanText | None = Field(default=None, max_length=2000)
+    note: CleanText | None = Field(default=None, max_length=4000)
+    department_code: Identifier | None = Field(default=None, max_length=16)
+    grid_code: Identifier | None = Field(default=None, max_length=15)
+    subcategory_code: Identifier | None = Field(default=None, max_length=8)
     amount: float | None = Field(default=None, description="extend: how much, in the case's unit")
     passed: bool | None = Field(default=None, description="verify: false sends it back (重办)")
     into_case_id: int | None = None

@@ -312,3 +312,14 @@ def test_absurdly_nested_json_is_400_not_500(api: Api) -> None:
     )
     assert res.status_code == 400
     assert res.json()["error"] == "malformed_json"
+
+
+def test_control_characters_are_cleaned_or_refused(api: Api, demo_points: Any) -> None:
+    res = api.post(WORKER, "/v1/reports", _body(demo_points, description="井盖\x00丢失\x07了"))
+    assert res.status_code == 201, res.text
+    assert res.json()["description"] == "井盖丢失了"
+    before = _counts(api)
+    bad = api.post(WORKER, "/v1/reports", _body(demo_points, client_id="abc\x00def"))
+    assert bad.status_code == 422
+    assert bad.json()["error"] == "validation_error"
+    assert _counts(api) == before
