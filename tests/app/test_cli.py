@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,21 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def _run(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def _report(env: dict[str, Any], token: str, **body: Any) -> dict[str, Any]:
+    """File one report through the API against the CLI's database; returns the case."""
+    settings = Settings(database_url=env["url"], secret_key=SECRET)
+    app = create_app(settings=settings, engine=make_engine(env["url"]))
+    with TestClient(app) as client:
+        res = client.post(
+            "/v1/reports",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"client_id": uuid.uuid4().hex, **body},
+        )
+    assert res.status_code == 201, res.text
+    case: dict[str, Any] = res.json()
+    return case
 
 
 def _grids_file(tmp: Path) -> Path:
@@ -99,21 +115,8 @@ def test_users_add_prints_a_working_token_last(env: dict[str, Any]) -> None:
     )
     assert res.exit_code == 0, res.output
     token = res.output.strip().splitlines()[-1]
-    settings = Settings(database_url=env["url"], secret_key=SECRET)
-    app = create_app(settings=settings, engine=make_engine(env["url"]))
-    with TestClient(app) as client:
-        r = client.post(
-            "/v1/reports",
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "client_id": "c1",
-                "lat": 23.005,
-                "lng": 113.105,
-                "description": "路灯不亮了，晚上很黑",
-            },
-        )
-        assert r.status_code == 201, r.text
-        assert r.json()["grid_code"] == "440604010001001"
+    case = _report(env, token, lat=23.005, lng=113.105, description="路灯不亮了，晚上很黑")
+    assert case["grid_code"] == "440604010001001"
 
 
 def test_users_add_refuses_unknown_grid_and_role_mismatch(env: dict[str, Any]) -> None:
@@ -177,21 +180,8 @@ def test_sweep_and_audit_verify(env: dict[str, Any]) -> None:
         "--print-token",
     )
     token = res.output.strip().splitlines()[-1]
+    _report(env, token, lat=23.015, lng=113.105, description="路面塌陷很危险")
     engine = make_engine(env["url"])
-    with TestClient(
-        create_app(settings=Settings(database_url=env["url"], secret_key=SECRET), engine=engine)
-    ) as client:
-        r = client.post(
-            "/v1/reports",
-            headers={"Authorization": f"Bearer {token}"},
-            json={
-                "client_id": "c2",
-                "lat": 23.015,
-                "lng": 113.105,
-                "description": "路面塌陷很危险",
-            },
-        )
-        assert r.status_code == 201, r.text
     sweep = _run("sweep")
     assert sweep.exit_code == 0
     assert set(json.loads(sweep.output)) >= {"checked", "sla_warning", "sla_overdue"}
