@@ -345,7 +345,7 @@ def open_case(
         description=new.description,
         lat=new.lat,
         lng=new.lng,
-        location=_point(new.lng, new.lat),
+        location=Point(new.lng, new.lat),
         grid_code=new.grid_code,
         grid_rule=new.grid_rule,
         category_code=r.category_code,
@@ -388,10 +388,6 @@ def open_case(
     return case
 
 
-def _point(lng: float, lat: float) -> Any:
-    return Point(lng, lat)
-
-
 def visibility(actor: Actor) -> ColumnElement[bool] | None:
     """Which cases an actor may see (None: all): role and place."""
     if actor.is_command_centre:
@@ -410,21 +406,15 @@ def visibility(actor: Actor) -> ColumnElement[bool] | None:
 
 
 def get_case(session: Session, *, case_id: int, actor: Actor) -> Case:
-    """A case the actor may see; others' cases are simply not found."""
-    case = session.get(Case, case_id)
-    if case is None or not _visible(case, actor):
+    """A case the actor may see (the same rule as listing); others' cases are not found."""
+    query = select(Case).where(col(Case.id) == case_id)
+    scope = visibility(actor)
+    if scope is not None:
+        query = query.where(scope)
+    case: Case | None = session.execute(query).scalar()
+    if case is None:
         raise NotFound(f"case {case_id} not found", code="case_not_found")
     return case
-
-
-def _visible(case: Case, actor: Actor) -> bool:
-    if actor.is_command_centre:
-        return True
-    if actor.role is Role.DEPARTMENT:
-        return case.department_code == actor.department_code and case.dispatched_at is not None
-    if actor.role is Role.GRID_WORKER:
-        return case.grid_code in actor.grid_codes or case.reporter_id == actor.id
-    return False
 
 
 def history(session: Session, case_id: int) -> list[CaseHistory]:
