@@ -11,7 +11,6 @@ from sqlmodel import Session, col
 from app.models import Role
 from app.security import hash_password
 from app.users import create_user
-from dispatch.defaults import default_departments
 from dispatch.models import Department
 from grid import service as grid_service
 from grid.demo_district import build_chancheng
@@ -26,20 +25,6 @@ class SeedResult:
     grids: int
     departments: int
     users: int
-
-
-def load_departments(session: Session) -> int:
-    """Insert the default departments that are missing (the migration adds them too)."""
-    known = set(session.execute(select(col(Department.code))).scalars())
-    added = 0
-    for item in default_departments():
-        if item["code"] not in known:
-            session.add(
-                Department(code=item["code"], name=item["name"], short_name=item["short_name"])
-            )
-            added += 1
-    session.flush()
-    return added
 
 
 def is_seeded(session: Session) -> bool:
@@ -57,7 +42,6 @@ def seed(session: Session, *, now: datetime) -> SeedResult:
         (grid_service.AreaIn(code=a.code, name=a.name, geometry=a.geometry) for a in areas),
         now=now,
     )
-    load_departments(session)
     departments = len(session.execute(select(col(Department.id))).all())
     shared_hash = hash_password(DEMO_PASSWORD)  # one hash for ~950 demo accounts
     users = 0
