@@ -1,24 +1,33 @@
-"""POST /v1/auth/token: OAuth2 password form → bearer token."""
+"""POST /v1/auth/token (OAuth2 password form → bearer token, throttled) and /v1/auth/logout."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import cache
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Form, Request, Response
 from pydantic import BaseModel
 from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import col
 
-from app.db import reader
-from app.deps import RuntimeDep
-from app.errors import Unauthorized
+from app import throttle
+from app.db import session_scope
+from app.deps import ActorDep, ClaimsDep, RuntimeDep, SessionDep
+from app.errors import TooManyRequests, Unauthorized
 from app.models import User
+from app.revocation import revoke_token
 from app.security import hash_password, issue_token, verify_password
+from app.text import Identifier
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
-# Verifying against a real hash when the user does not exist keeps timing uniform.
-_DUMMY_HASH = hash_password("timing-equaliser-not-a-password")
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so timing stays uniform; made on first
+    use (an argon2 hash costs ~0.1 s, too much for every start)."""
+    return hash_password("timing-equaliser-not-a-password")
 
 
 class TokenOut(BaseModel):
@@ -28,28 +37,74 @@ class TokenOut(BaseModel):
     role: str
 
 
+def _address(request: Request) -> str:
+    host = request.client.host if request.client is not None else None
+    return (host or "unknown")[:64]
+
+
 @router.post("/token", response_model=TokenOut)
 def token(
+    request: Request,
     runtime: RuntimeDep,
-    username: Annotated[str, Form(max_length=64)],
+    username: Annotated[Identifier, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
 ) -> TokenOut:
-    # A read-only session: the slow hash check must not hold the SQLite write lock.
-    with Session(reader(runtime.engine)) as session:
-        user = session.execute(select(User).where(col(User.username) == username)).scalar()
-    ok = verify_password(user.password_hash if user else _DUMMY_HASH, password)
-    if user is None or not ok or not user.active:
+    settings = runtime.settings
+    limits = throttle.LoginLimits(
+        window=timedelta(seconds=settings.login_window_seconds),
+        per_username=settings.login_max_failures_per_username,
+        per_address=settings.login_max_failures_per_address,
+    )
+    address = _address(request)
+    now = runtime.now()
+    # Short write transactions around the slow hash check, which holds no database lock.
+    with session_scope(runtime.engine) as session:
+        attempt_id, wait = throttle.begin_attempt(
+            session, username=username, address=address, now=now, limits=limits
+        )
+        user = None
+        if attempt_id is not None:
+            user = session.execute(select(User).where(col(User.username) == username)).scalar()
+    if wait is not None:
+        raise TooManyRequests(
+            f"too many failed sign-ins; try again in {wait} s",
+            code="too_many_attempts",
+            retry_after=wait,
+        )
+    ok = verify_password(user.password_hash if user else _dummy_hash(), password)
+    ok = ok and user is not None and user.active
+    if ok and attempt_id is not None:
+        with session_scope(runtime.engine) as session:
+            throttle.record_success(session, attempt_id=attempt_id, now=now)
+    throttle.log_outcome(username=username, address=address, succeeded=ok)
+    if not ok or user is None or user.id is None:
         raise Unauthorized("wrong username or password", code="invalid_credentials")
-    assert user.id is not None
-    ttl = runtime.settings.token_ttl_seconds
+    ttl = settings.token_ttl_seconds
     return TokenOut(
         access_token=issue_token(
-            secret=runtime.settings.secret_key,
+            secret=settings.secret_key,
             user_id=user.id,
             token_version=user.token_version,
-            now=runtime.now(),
+            now=now,
             ttl=ttl,
         ),
         expires_in=ttl,
         role=user.role,
     )
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+def logout(
+    runtime: RuntimeDep, actor: ActorDep, claims: ClaimsDep, session: SessionDep
+) -> Response:
+    """Revoke the presented token in every process (within `auth_refresh_seconds`); the
+    account's other tokens keep working. `actor`: only a live account's token is accepted."""
+    revoke_token(
+        session,
+        jti=claims.jti,
+        user_id=claims.user_id,
+        expires_at=claims.expires_at,
+        now=runtime.now(),
+    )
+    runtime.auth.note_revoked(claims.jti)
+    return Response(status_code=204)

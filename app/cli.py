@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from app.db import make_engine, session_scope
-from app.errors import GridgovError
+from app.errors import GridgovError, ImportRefused
 from app.models import Role
 from app.runtime import build_runtime, utcnow
 from app.settings import Settings
@@ -24,6 +24,27 @@ def _engine() -> Engine:
 
 def _fail(exc: GridgovError) -> None:
     click.echo(f"error: {exc.code}: {exc.detail}", err=True)
+    sys.exit(2)
+
+
+def _signing_settings() -> Settings:
+    """Settings for a command that signs (tokens, the audit chain): exit 2 on a weak key."""
+    from app.secret import InsecureSecretKey, require_secret_key
+
+    settings = Settings()
+    try:
+        require_secret_key(settings)
+    except InsecureSecretKey as exc:
+        click.echo(f"error: insecure_secret_key: {exc}", err=True)
+        sys.exit(2)
+    return settings
+
+
+def _fail_import(exc: ImportRefused) -> None:
+    """Every problem of a refused import file, one a line."""
+    click.echo(f"error: {exc.code}: {exc.summary}", err=True)
+    for problem in exc.problems:
+        click.echo(f"- {problem}", err=True)
     sys.exit(2)
 
 
@@ -59,7 +80,23 @@ def serve(host: str, port: int, demo: bool, no_scheduler: bool, workers: int) ->
     import uvicorn
 
     from app.migrate import upgrade
+    from app.secret import InsecureSecretKey, demo_secret_key, is_unset
+    from app.settings import get_settings
 
+    if demo and is_unset(Settings()):
+        try:
+            key, path, created = demo_secret_key(Settings().database_url)
+        except InsecureSecretKey as exc:
+            click.echo(f"error: insecure_secret_key: {exc}", err=True)
+            sys.exit(2)
+        # The environment carries it to uvicorn's worker processes (`app_from_env`).
+        os.environ["GRIDGOV_SECRET_KEY"] = key
+        get_settings.cache_clear()
+        click.echo(
+            f"demo: GRIDGOV_SECRET_KEY is not set; {'generated' if created else 'using'} a "
+            f"random key kept in {path} (mode 0600). Set your own key outside a demo."
+        )
+    _signing_settings()
     engine = _engine()
     upgrade(engine)
     if demo:
@@ -127,9 +164,9 @@ def users_add(
     from app.security import issue_token
     from app.users import create_user
 
+    settings = _signing_settings() if print_token else Settings()
     if password is None:
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
-    settings = Settings()
     engine = _engine()
     upgrade(engine)
     now = utcnow()
@@ -163,6 +200,45 @@ def users_add(
         )
 
 
+def _account_change(username: str, change: str) -> None:
+    from app.users import revoke_tokens, set_active
+
+    engine = _engine()
+    try:
+        with session_scope(engine) as session:
+            if change == "revoke-tokens":
+                revoke_tokens(session, username=username, now=utcnow())
+            else:
+                set_active(session, username=username, active=change == "enable", now=utcnow())
+    except GridgovError as exc:
+        _fail(exc)
+        return
+
+
+@users.command("disable")
+@click.argument("username")
+def users_disable(username: str) -> None:
+    """Refuse the account and every token it holds, in every process within a second."""
+    _account_change(username, "disable")
+    click.echo(f"disabled {username}; its tokens are revoked")
+
+
+@users.command("enable")
+@click.argument("username")
+def users_enable(username: str) -> None:
+    """Allow a disabled account to sign in again (its old tokens stay revoked)."""
+    _account_change(username, "enable")
+    click.echo(f"enabled {username}")
+
+
+@users.command("revoke-tokens")
+@click.argument("username")
+def users_revoke_tokens(username: str) -> None:
+    """Sign the account out everywhere: every token issued so far stops working."""
+    _account_change(username, "revoke-tokens")
+    click.echo(f"revoked every token of {username}")
+
+
 @main.group()
 def grids() -> None:
     """Grid boundaries (GeoJSON)."""
@@ -172,34 +248,34 @@ def grids() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--crs", default="wgs84", show_default=True, help="wgs84, gcj02 or EPSG:4326/4490")
 def grids_import(file: Path, crs: str) -> None:
-    """Insert or update areas from a FeatureCollection with `code` and `name` properties."""
+    """Insert or update areas from a FeatureCollection with `code` and `name` properties.
+
+    The whole file is checked first against the stored areas (codes, geometry, orphans,
+    overlaps, gaps in villages, areas outside their parent); any problem stores nothing.
+    """
     from app.migrate import upgrade
     from grid import service as grid_service
     from grid.coords import parse_crs
-    from grid.geojson import read_features
 
     try:
         parsed = parse_crs(crs)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    try:
-        features = read_features(file.read_text("utf-8"), crs=parsed)
-    except ValueError as exc:
-        click.echo(f"error: invalid_geojson: {exc}", err=True)
-        sys.exit(2)
-    items = []
-    for i, (props, geom) in enumerate(features):
-        code = str(props.get("code") or "")
-        name = str(props.get("name") or code)
-        if not code:
-            click.echo(f"error: invalid_area: feature {i} has no `code` property", err=True)
-            sys.exit(2)
-        items.append(grid_service.AreaIn(code=code, name=name, geometry=geom))
+    settings = Settings()
     engine = _engine()
     upgrade(engine)
     try:
         with session_scope(engine) as session:
-            counts = grid_service.upsert_areas(session, items, now=utcnow())
+            counts = grid_service.import_geojson(
+                session,
+                file.read_bytes(),
+                crs=parsed,
+                now=utcnow(),
+                tolerance_m2=settings.grid_import_tolerance_m2,
+            )
+    except ImportRefused as exc:
+        _fail_import(exc)
+        return
     except GridgovError as exc:
         _fail(exc)
         return
@@ -227,6 +303,7 @@ def taxonomy_import(file: Path) -> None:
     from sqlalchemy import select
 
     from app.migrate import upgrade
+    from dispatch import service as dispatch_service
     from dispatch.models import Department
     from taxonomy import service as taxonomy_service
 
@@ -244,8 +321,16 @@ def taxonomy_import(file: Path) -> None:
         with session_scope(engine) as session:
             known = set(session.execute(select(col(Department.code))).scalars())
             cat = taxonomy_service.import_catalogue(
-                session, data, now=utcnow(), known_departments=known, note=file.name
+                session,
+                data,
+                now=utcnow(),
+                known_departments=known,
+                cases_in_use=dispatch_service.open_cases_by_subcategory(session),
+                note=file.name,
             )
+    except ImportRefused as exc:
+        _fail_import(exc)
+        return
     except GridgovError as exc:
         _fail(exc)
         return
@@ -268,7 +353,7 @@ def sweep() -> None:
     """One SLA/escalation sweep now (for cron)."""
     from dispatch.tasks import run_sweep
 
-    settings = Settings()
+    settings = _signing_settings()  # the history rows it writes are keyed by the secret
     engine = _engine()
     runtime = build_runtime(settings, engine)
     totals = run_sweep(
@@ -283,38 +368,143 @@ def sweep() -> None:
 
 @main.group()
 def calendar() -> None:
-    """Working-day overrides (a year's State Council notice, local changes)."""
+    """Working days: published schedules (State Council notices), local overrides, checks."""
 
 
 @calendar.command("set")
 @click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
 @click.option("--workday/--holiday", required=True, help="what this date is")
-@click.option("--note", default="", help="e.g. 国庆节 or 调休上班")
+@click.option("--note", default="", help="e.g. 国庆节 or 调休上班 (at most 100 characters)")
 def calendar_set(day: Any, workday: bool, note: str) -> None:
-    """Declare one date a working day or a rest day (overrides the packaged calendar)."""
-    from dispatch import service as dispatch_service
+    """Declare one date a working day or a rest day (source `override`: wins over any schedule)."""
+    from app.errors import ValidationFailed
+    from dispatch import calendar_service
 
-    engine = _engine()
-    with session_scope(engine) as session:
-        dispatch_service.set_calendar_override(
-            session, day=day.date(), is_workday=workday, note=note
-        )
+    if len(note) > 100:
+        _fail(ValidationFailed("--note is longer than 100 characters", code="invalid_calendar"))
+    with session_scope(_engine()) as session:
+        calendar_service.set_override(session, day=day.date(), is_workday=workday, note=note)
     click.echo(f"{day.date().isoformat()}: {'working day' if workday else 'rest day'}")
+
+
+@calendar.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def calendar_import(path: Path) -> None:
+    """Enter a year's published schedule from a JSON file (format: dispatch/calendar_notice.py).
+
+    The file is checked whole first; on any error nothing is stored (exit 2). The year then
+    counts as published: its rule holidays and warnings stop. Importing a year again replaces it.
+    """
+    from app.errors import ValidationFailed
+    from dispatch import calendar_service
+    from dispatch.calendar_notice import parse_notice
+
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        notice = parse_notice(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        _fail(ValidationFailed(f"not a UTF-8 JSON file: {exc}", code="invalid_calendar"))
+        return
+    except GridgovError as exc:
+        _fail(exc)
+        return
+    with session_scope(_engine()) as session:
+        result = calendar_service.import_notice(session, notice=notice, now=utcnow())
+    for day in result.kept_overrides:
+        click.echo(f"{day.isoformat()}: kept the local override (gridgov calendar set)", err=True)
+    click.echo(
+        json.dumps(
+            {
+                "year": result.year,
+                "rest_days": result.rest_days,
+                "workdays": result.workdays,
+                "kept_overrides": [d.isoformat() for d in result.kept_overrides],
+            }
+        )
+    )
+
+
+@calendar.command("publish")
+@click.argument("year", type=int)
+@click.option("--note", default="", help="e.g. the notice's number")
+def calendar_publish(year: int, note: str) -> None:
+    """Declare YEAR's schedule complete as entered day by day with `calendar set`."""
+    from dispatch import calendar_service
+
+    try:
+        with session_scope(_engine()) as session:
+            calendar_service.publish_year(session, year=year, note=note[:200], now=utcnow())
+    except GridgovError as exc:
+        _fail(exc)
+    click.echo(f"{year}: published schedule entered; no more rule holidays")
 
 
 @calendar.command("list")
 def calendar_list() -> None:
-    """Print the overrides as JSON lines."""
-    from dispatch import service as dispatch_service
+    """Print the stored dates (overrides and imported schedules) as JSON lines."""
+    from dispatch import calendar_service
 
     with session_scope(_engine()) as session:
-        for row in dispatch_service.calendar_overrides(session):
+        for row in calendar_service.entries(session):
             click.echo(
                 json.dumps(
-                    {"day": row.day.isoformat(), "is_workday": row.is_workday, "note": row.note},
+                    {
+                        "day": row.day.isoformat(),
+                        "is_workday": row.is_workday,
+                        "source": row.source,
+                        "note": row.note,
+                    },
                     ensure_ascii=False,
                 )
             )
+
+
+@calendar.command("check")
+@click.option(
+    "--on",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="check as of this date (default: today)",
+)
+@click.option(
+    "--lookahead-days",
+    type=click.IntRange(0, 366),
+    default=60,
+    show_default=True,
+    help="next year counts as in use from this many days before it starts",
+)
+def calendar_check(on: Any, lookahead_days: int) -> None:
+    """Exit 1 naming the years in use that have no published holiday schedule.
+
+    Years in use: this year, next year within --lookahead-days of it, and every year in which
+    an open case's deadline falls.
+    """
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from dispatch import calendar_service
+    from dispatch.calendar import parse_office_hours
+
+    settings = Settings()
+    tz = ZoneInfo(settings.timezone)
+    now = utcnow() if on is None else datetime.combine(on.date(), time(12), tz)
+    with session_scope(_engine()) as session:
+        calendar = calendar_service.load_schedule(session).calendar(
+            parse_office_hours(settings.office_hours), tz
+        )
+        years, missing = calendar_service.unpublished_years_in_use(
+            session, calendar=calendar, now=now, lookahead_days=lookahead_days
+        )
+    for year in missing:
+        click.echo(
+            f"{year}: no published holiday schedule; its statutory holidays are computed by rule "
+            "and 调休 working weekends are unknown: import the State Council notice with "
+            "`gridgov calendar import FILE`"
+        )
+    if missing:
+        sys.exit(1)
+    click.echo("published holiday schedules for " + ", ".join(str(y) for y in years))
 
 
 @main.group()
@@ -323,17 +513,59 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check every case's history chain; exit 1 when anything was altered."""
+@click.option(
+    "--head",
+    "head",
+    default=None,
+    metavar="CHECKPOINT",
+    help="a line printed by `gridgov audit checkpoint`: the log must still hold it",
+)
+def audit_verify(head: str | None) -> None:
+    """Check the whole log: every case's chain and state, the global chain; exit 1 when
+    anything was altered, removed or cut back (one line per problem, naming the case)."""
+    from dispatch import audit as audit_chain
     from dispatch import service as dispatch_service
 
-    settings = Settings()
-    with session_scope(_engine()) as session:
-        problems, cases = dispatch_service.verify_audit(session, key=settings.secret_key)
+    settings = _signing_settings()
+    checkpoint = None
+    if head is not None:
+        try:
+            checkpoint = audit_chain.read_checkpoint(head, key=settings.secret_key)
+        except ValueError as exc:
+            click.echo(f"log: --head refused: {exc}")
+            click.echo("audit: the checkpoint is not valid", err=True)
+            sys.exit(1)
+    engine = dispatch_service.audit_reader(_engine())
+    with session_scope(engine) as session:
+        problems, cases = dispatch_service.verify_audit(
+            session, key=settings.secret_key, checkpoint=checkpoint
+        )
     for p in problems:
-        seq = "-" if p.seq is None else p.seq
-        click.echo(f"case {p.case_id} row {seq}: {p.problem}")
+        if p.case_id is None:
+            where = "log"
+        else:
+            where = f"case {p.case_id} ({p.case_no or 'case row missing'})"
+        if p.seq is not None:
+            where += f" row {p.seq}"
+        click.echo(f"{where}: {p.problem}")
     if problems:
         click.echo(f"audit: {len(problems)} problem(s) in {cases} cases", err=True)
         sys.exit(1)
     click.echo(f"audit: {cases} cases, every chain intact")
+
+
+@audit.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Print the signed head of the log as the last line; keep it outside the database, and
+    `gridgov audit verify --head LINE` later proves the log was not cut back before it."""
+    from dispatch import service as dispatch_service
+
+    settings = _signing_settings()
+    engine = dispatch_service.audit_reader(_engine())
+    try:
+        with session_scope(engine) as session:
+            token = dispatch_service.audit_checkpoint(session, key=settings.secret_key)
+    except GridgovError as exc:
+        _fail(exc)
+        return
+    click.echo(token)

@@ -7,22 +7,27 @@ indexed by the migrations) and WKB bytes on SQLite; code above this module only 
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 import shapely
 from geoalchemy2 import Geometry
+from psycopg.abc import RV, PQGen
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import DateTime, LargeBinary, MetaData, event
-from sqlalchemy.engine import Dialect, Engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Session, SQLModel, create_engine
 
-from app.settings import get_settings
+from app.errors import Busy, GridgovError, Unavailable
+from app.settings import Settings, get_settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -86,17 +91,39 @@ def is_postgres(url: str) -> bool:
     return url.startswith("postgresql")
 
 
-def make_engine(url: str | None = None) -> Engine:
-    """One engine per process; SQLite gets WAL, foreign keys and serialised writers."""
-    url = url or get_settings().database_url
+# Connections a process may need beyond one per request thread: a nested read by each of the
+# three per-process caches (grids, catalogue, calendars refresh under their own lock, maybe
+# while their request thread holds a connection), the scheduler's sweep, the readiness probe.
+POOL_RESERVE = 5
+
+
+def pool_capacity(settings: Settings) -> int:
+    """Connections per process: the pool cannot run dry under the request threads.
+
+    Only a thread holding one of `request_threads` threadpool tokens (or a reserve user above)
+    checks a connection out, and it holds at most its own plus one cache refresh; FastAPI closes
+    sessions outside the token limit. So no thread ever waits for a connection that only a
+    thread waiting for a token could give back (the freeze of issue 6). Lock waits do not pin
+    threads either: actions on one case take turns before they get a thread (app/contention.py).
+    """
+    return settings.request_threads + POOL_RESERVE
+
+
+def make_engine(url: str | None = None, *, settings: Settings | None = None) -> Engine:
+    """One engine per process; every wait bounded (lock, statement, connect, pool)."""
+    settings = settings or get_settings()
+    url = url or settings.database_url
     if is_postgres(url):
-        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+        return _postgres_engine(url, settings)
+    lock_timeout = settings.lock_timeout_seconds
     engine = create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 30},
+        # Other processes' writers meet SQLite's busy timeout ("database is locked": busy).
+        connect_args={"check_same_thread": False, "timeout": lock_timeout},
         poolclass=QueuePool,
-        pool_size=8,
-        max_overflow=24,
+        pool_size=pool_capacity(settings),
+        max_overflow=0,
+        pool_timeout=settings.pool_timeout_seconds,
     )
     # Writers of this process queue on a lock (woken at once when the holder is done) rather
     # than on SQLite's busy handler, which sleeps with back-off; other processes still meet
@@ -120,8 +147,8 @@ def make_engine(url: str | None = None) -> Engine:
         if conn.get_execution_options().get("gridgov_readonly"):
             conn.exec_driver_sql("BEGIN")
             return
-        if not write_lock.acquire(timeout=30):
-            raise TimeoutError("database busy: no write slot within 30 s")
+        if not write_lock.acquire(timeout=lock_timeout):
+            raise Busy(f"the database is busy writing; no write slot within {lock_timeout:g} s")
         conn.info["gridgov_write_lock"] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -142,6 +169,115 @@ def make_engine(url: str | None = None) -> Engine:
     return engine
 
 
+class BoundedConnection(psycopg.Connection[Any]):
+    """A psycopg connection that waits at most `io_timeout` seconds for the server, then closes.
+
+    The server's `statement_timeout` ends slow statements cleanly; this bounds a server that
+    does not answer at all (hung, or black-holed behind a proxy that still acknowledges TCP),
+    where the kernel's `tcp_user_timeout` never fires. The pool then throws the connection away.
+    """
+
+    io_timeout: float | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        try:
+            return super().wait(gen, interval, timeout if timeout is not None else self.io_timeout)
+        except psycopg.errors._WaitTimeout:
+            self.pgconn.finish()  # mid-protocol: unusable; `closed` makes it a disconnect
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.io_timeout:g} s"
+            ) from None
+
+
+def _ms(seconds: float) -> int:
+    return max(1, round(seconds * 1000))
+
+
+def _postgres_engine(url: str, settings: Settings) -> Engine:
+    statement_timeout = settings.statement_timeout_seconds
+    connect_timeout = settings.db_connect_timeout_seconds
+    # The client gives up a second after the server would have cancelled the statement.
+    io_timeout = statement_timeout + 1.0
+    engine = create_engine(
+        url,
+        connect_args={
+            "connect_timeout": max(2, math.ceil(connect_timeout)),
+            # Set once per connection, so no request pays a `SET` round trip. (Behind PgBouncer
+            # in transaction mode, set them on the role: `ALTER ROLE … SET lock_timeout …`.)
+            "options": f"-c lock_timeout={_ms(settings.lock_timeout_seconds)}"
+            f" -c statement_timeout={_ms(statement_timeout)}",
+            # A server that vanished from the network: unacknowledged data drops the connection
+            # after this long, and idle pooled connections are probed.
+            "tcp_user_timeout": _ms(io_timeout),
+            "keepalives": 1,
+            "keepalives_idle": 10,
+            "keepalives_interval": 3,
+            "keepalives_count": 3,
+        },
+        # A connection broken while the database was away is replaced at checkout, so the
+        # service recovers by itself when the database comes back.
+        pool_pre_ping=True,
+        pool_size=pool_capacity(settings),
+        max_overflow=0,
+        pool_timeout=settings.pool_timeout_seconds,
+    )
+
+    @event.listens_for(engine, "do_connect")
+    def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> BoundedConnection:
+        conn = BoundedConnection.connect(*cargs, **cparams)
+        conn.io_timeout = io_timeout
+        return conn
+
+    return engine
+
+
+# PostgreSQL SQLSTATEs meaning "others hold what you need, retry shortly": lock_not_available
+# (lock_timeout, NOWAIT), deadlock_detected, serialization_failure.
+_BUSY_SQLSTATES = frozenset({"55P03", "40P01", "40001"})
+# Classes meaning the server cannot serve now: connection exception, insufficient resources
+# (too many connections), operator intervention (57014 statement timeout, 57P01 shutdown…).
+_UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57"})
+# SQLite primary result codes: BUSY, LOCKED / NOMEM, IOERR, FULL, CANTOPEN, PROTOCOL.
+_SQLITE_BUSY = frozenset({5, 6})
+_SQLITE_UNAVAILABLE = frozenset({7, 10, 13, 14, 15})
+
+
+def database_trouble(exc: BaseException) -> GridgovError | None:
+    """What a database failure means to the caller: `Busy` (409, retry soon), `Unavailable`
+    (503: down, unreachable, too slow), or None: a bug, left to be a 500."""
+    if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection in time
+        return Unavailable("no database connection free in time; retry shortly")
+    if not isinstance(exc, sa_exc.DBAPIError):
+        return None
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None)
+    if sqlstate in _BUSY_SQLSTATES:
+        return Busy("others are changing the same records; retry shortly")
+    if exc.connection_invalidated:
+        return Unavailable("the connection to the database was lost; retry shortly")
+    if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+        if sqlstate == "57014":
+            return Unavailable("the database is too slow to answer; retry shortly")
+        return Unavailable("the database cannot serve now; retry shortly")
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        if sqlite_code & 0xFF in _SQLITE_BUSY:
+            return Busy("the database is busy writing; retry shortly")
+        if sqlite_code & 0xFF in _SQLITE_UNAVAILABLE:
+            return Unavailable("the database cannot be used now; retry shortly")
+        return None
+    if isinstance(orig, psycopg.OperationalError) and sqlstate is None:
+        # libpq failures carry no SQLSTATE: refused, timed out, lost (see BoundedConnection).
+        return Unavailable("the database is unreachable; retry shortly")
+    return None
+
+
+def database_answers(engine: Engine) -> None:
+    """Raise unless the database runs a trivial query now (readiness)."""
+    with reader(engine).connect() as conn:
+        conn.exec_driver_sql("SELECT 1")
+
+
 def reader(engine: Engine) -> Engine:
     """The same engine for read-only work: on SQLite it does not take the write lock."""
     return engine.execution_options(gridgov_readonly=True)
@@ -159,6 +295,22 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def unbounded(conn: Connection) -> Iterator[None]:
+    """Maintenance in this transaction (migrations): no lock, statement or client time bound."""
+    dbapi_conn = conn.connection.dbapi_connection
+    if not isinstance(dbapi_conn, BoundedConnection):
+        yield
+        return
+    conn.exec_driver_sql("SET LOCAL lock_timeout = 0")
+    conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
+    saved, dbapi_conn.io_timeout = dbapi_conn.io_timeout, None
+    try:
+        yield
+    finally:
+        dbapi_conn.io_timeout = saved
 
 
 class UTCDateTime(TypeDecorator[datetime]):

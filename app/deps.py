@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from app.db import reader, session_scope
 from app.errors import Forbidden, Unauthorized
 from app.models import Role, User, UserGrid
 from app.runtime import Runtime
-from app.security import Actor, read_token
+from app.security import Actor, TokenClaims, read_token
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -35,7 +35,18 @@ def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
+
+async def case_turn(runtime: RuntimeDep, case_id: Annotated[int, Path()]) -> AsyncIterator[None]:
+    """Actions on one case take turns before they get a thread and a connection (409 `busy`
+    after the lock timeout); declared first, it is released after the request's commit."""
+    async with runtime.case_turns.take(case_id, timeout=runtime.settings.lock_timeout_seconds):
+        yield
+
+
+CaseTurnDep = Annotated[None, Depends(case_turn, scope="function")]
+
 _bearer = HTTPBearer(auto_error=False)
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def load_actor(session: Session, user_id: int, token_version: int | None) -> Actor:
@@ -61,26 +72,42 @@ def load_actor(session: Session, user_id: int, token_version: int | None) -> Act
     )
 
 
-async def get_actor(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Actor:
-    """The caller, from a signed token; accounts are cached briefly (see `ActorCache`).
+async def get_token_claims(runtime: RuntimeDep, credentials: BearerDep) -> TokenClaims:
+    """The token's claims, once signature, expiry and revocation are checked: no database but a
+    revision read at most every `auth_refresh_seconds` (see `AuthWatch`)."""
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("a bearer token is required", code="missing_token")
+    settings = runtime.settings
+    now = runtime.now()
+    claims = read_token(
+        credentials.credentials,
+        secret=settings.secret_key,
+        now=now,
+        leeway=settings.token_leeway_seconds,
+    )
+    if runtime.auth.due():
+        await run_in_threadpool(runtime.auth.refresh, now=now)
+    if runtime.auth.is_revoked(claims.jti):
+        raise Unauthorized("token revoked; sign in again", code="token_revoked")
+    return claims
+
+
+ClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]
+
+
+async def get_actor(runtime: RuntimeDep, claims: ClaimsDep) -> Actor:
+    """The caller, from a signed token; accounts are cached (see `ActorCache`, `AuthWatch`).
 
     Async so that the usual cache hit costs no thread hop; a miss reads in the threadpool.
     """
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("a bearer token is required", code="missing_token")
-    claims = read_token(
-        credentials.credentials, secret=runtime.settings.secret_key, now=runtime.now()
-    )
     cached = runtime.actors.peek(claims.user_id, claims.token_version)
     if cached is not None:
         return cached
+    generation = runtime.actors.generation()
     actor = await run_in_threadpool(
         _load_with_own_session, runtime, claims.user_id, claims.token_version
     )
-    runtime.actors.put(claims.user_id, claims.token_version, actor)
+    runtime.actors.put(claims.user_id, claims.token_version, actor, generation=generation)
     return actor
 
 

@@ -8,6 +8,8 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import swagger_ui_bundle
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,15 +17,20 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import auth
-from app.db import make_engine
-from app.errors import GridgovError
+from app.db import database_answers, database_trouble, make_engine
+from app.errors import GridgovError, Unavailable
+from app.openapi import document_errors
 from app.runtime import build_runtime, utcnow
+from app.secret import require_secret_key
 from app.settings import Settings, get_settings
+from app.text import displayable
+from dispatch import calendar_router
 from dispatch import router as dispatch_router
 from events import router as events_router
 from grid import router as grid_router
@@ -33,7 +40,8 @@ log = logging.getLogger("gridgov")
 
 
 def error_body(code: str, detail: str) -> dict[str, str]:
-    return {"error": code, "detail": detail}
+    # A detail may quote the client's text: never let a lone surrogate break the answer.
+    return {"error": code, "detail": displayable(detail)}
 
 
 class BodyLimitMiddleware:
@@ -91,7 +99,10 @@ async def _send_error(send: Send, status: int, code: str, detail: str) -> None:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GridgovError)
     async def _gridgov(_: Request, exc: GridgovError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.detail), status_code=exc.status_code)
+        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
+        return JSONResponse(
+            error_body(exc.code, exc.detail), status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -118,6 +129,16 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers=getattr(exc, "headers", None),
         )
 
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
+        # Also reached from dependencies and caches reading outside the request's session.
+        trouble = database_trouble(exc)
+        if trouble is None:
+            log.error("database error", exc_info=exc)
+            return JSONResponse(error_body("internal_error", "an internal error occurred"), 500)
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, trouble.code, exc)
+        return await _gridgov(request, trouble)
+
     @app.exception_handler(StaleDataError)
     async def _stale(_: Request, exc: StaleDataError) -> JSONResponse:
         return JSONResponse(
@@ -138,11 +159,14 @@ def create_app(
     scheduler: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()
-    engine = engine or make_engine(settings.database_url)
+    require_secret_key(settings)  # InsecureSecretKey: no app on a missing or guessable key
+    engine = engine or make_engine(settings.database_url, settings=settings)
     runtime = build_runtime(settings, engine, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Sync endpoints run on this many threads; the pool is sized from it (app/db.py).
+        anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
         sched = None
         if scheduler:
             from app.scheduler import start_scheduler
@@ -164,6 +188,7 @@ def create_app(
     )
     app.state.runtime = runtime
     _install_error_handlers(app)
+    document_errors(app)
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -186,7 +211,25 @@ def create_app(
         )
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
+        """Liveness: the process answers (no database, no thread)."""
+        return {"status": "ok"}
+
+    # One probe at a time, in its own thread: probes never queue behind requests, and a probe
+    # stuck on a hung database (bounded by the connection's own timeouts) is not repeated.
+    ready_limiter = anyio.CapacityLimiter(1)
+
+    @app.get("/readyz", tags=["ops"], responses={503: {"description": "database unavailable"}})
+    async def readyz() -> dict[str, Any]:
+        """Readiness: 200 only when the database answers within the connect timeout, else 503."""
+        timeout = settings.db_connect_timeout_seconds
+        try:
+            with anyio.fail_after(timeout):
+                await anyio.to_thread.run_sync(
+                    database_answers, engine, limiter=ready_limiter, abandon_on_cancel=True
+                )
+        except TimeoutError:
+            raise Unavailable(f"the database did not answer within {timeout:g} s") from None
         return {"status": "ok"}
 
     @app.get("/", include_in_schema=False)
@@ -197,6 +240,7 @@ def create_app(
         auth.router,
         events_router.router,
         dispatch_router.router,
+        calendar_router.router,
         grid_router.router,
         taxonomy_router.router,
     ):

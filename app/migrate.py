@@ -13,6 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 import migrations
+from app.db import unbounded
 from app.schema import metadata
 
 MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
@@ -45,7 +46,7 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(engine: Engine) -> None:
     """Migrate to head; on PostgreSQL make sure PostGIS is there first."""
-    with engine.begin() as conn:
+    with engine.begin() as conn, unbounded(conn):
         if conn.dialect.name == "postgresql":
             conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
         cfg = alembic_config(engine.url.render_as_string(hide_password=False))

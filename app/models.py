@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Column, ForeignKey, String
+from sqlalchemy import Column, ForeignKey, Index, String
 from sqlmodel import Field, SQLModel
 
 from app.db import UTCDateTime
@@ -48,3 +48,51 @@ class UserGrid(SQLModel, table=True):
     grid_code: str = Field(
         sa_column=Column(String(15), ForeignKey("area.code"), primary_key=True, index=True)
     )
+
+
+class AuthRevision(SQLModel, table=True):
+    """One counter bumped by every revocation (logout, disabled account, token version), so
+    each process drops its cached accounts and reloads the revoked tokens within a second."""
+
+    __tablename__ = "auth_revision"
+
+    id: int = Field(default=1, primary_key=True)
+    revision: int = Field(default=0)
+    changed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class RevokedToken(SQLModel, table=True):
+    """A bearer token refused before its expiry (logout); the row can go once it has expired."""
+
+    __tablename__ = "revoked_token"
+
+    jti: str = Field(sa_column=Column(String(64), primary_key=True))
+    user_id: int = Field(
+        sa_column=Column(ForeignKey("app_user.id", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    revoked_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class LoginOutcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    # Refused without checking the password: too many recent failures.
+    LOCKED = "locked"
+
+
+class LoginAttempt(SQLModel, table=True):
+    """Every password login, shared by all processes: failures in the window lock a username
+    (or an address) out."""
+
+    __tablename__ = "login_attempt"
+    __table_args__ = (
+        Index("ix_login_attempt_username_at", "username", "at"),
+        Index("ix_login_attempt_address_at", "address", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64)
+    address: str = Field(max_length=64)
+    outcome: str = Field(max_length=16)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))

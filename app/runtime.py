@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
+from app.contention import Turns
 from app.revisioned import RevisionedCache
+from app.revocation import AuthWatch
 from app.security import Actor
 from app.settings import Settings
 from dispatch.service import CalendarProvider, Policy
@@ -25,14 +27,19 @@ def utcnow() -> datetime:
 
 
 class ActorCache:
-    """Accounts by (user id, token version) for a few seconds: a disabled account or a revoked
-    token stops working within `ttl` seconds in every process, and intake saves two queries."""
+    """Accounts by (user id, token version) for a few seconds, so intake saves two queries.
+
+    Every revocation through gridgov empties it in every process (see `AuthWatch`); `ttl`
+    only bounds how long an account edited behind gridgov's back is trusted.
+    """
 
     def __init__(self, ttl: float, monotonic: Callable[[], float] = time.monotonic) -> None:
         self._ttl = ttl
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._entries: dict[tuple[int, int], tuple[float, Actor]] = {}
+        # Moved by `clear`: an account loaded before a clear is not put back after it.
+        self._generation = 0
 
     def peek(self, user_id: int, token_version: int) -> Actor | None:
         with self._lock:
@@ -41,8 +48,16 @@ class ActorCache:
             return hit[1]
         return None
 
-    def put(self, user_id: int, token_version: int, actor: Actor) -> None:
+    def generation(self) -> int:
+        return self._generation
+
+    def put(
+        self, user_id: int, token_version: int, actor: Actor, *, generation: int | None = None
+    ) -> None:
+        """Keep `actor`, unless the cache was cleared since `generation` (read before loading)."""
         with self._lock:
+            if generation is not None and generation != self._generation:
+                return
             if len(self._entries) > 50_000:
                 self._entries.clear()
             self._entries[(user_id, token_version)] = (self._monotonic(), actor)
@@ -50,6 +65,7 @@ class ActorCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._generation += 1
 
 
 @dataclass
@@ -61,7 +77,10 @@ class Runtime:
     calendars: CalendarProvider
     policy: Policy
     actors: ActorCache
+    auth: AuthWatch
     clock: Callable[[], datetime] = field(default=utcnow)
+    # Actions on one case take turns here, in the event loop (see app/contention.py).
+    case_turns: Turns = field(default_factory=Turns)
 
     def now(self) -> datetime:
         return self.clock()
@@ -80,6 +99,7 @@ class Runtime:
 def build_runtime(
     settings: Settings, engine: Engine, *, clock: Callable[[], datetime] = utcnow
 ) -> Runtime:
+    actors = ActorCache(settings.auth_cache_seconds)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -93,6 +113,12 @@ def build_runtime(
             warn_fraction=settings.warn_fraction,
             escalate_every_fraction=settings.escalate_every_fraction,
         ),
-        actors=ActorCache(settings.auth_cache_seconds),
+        actors=actors,
+        auth=AuthWatch(
+            engine,
+            refresh_seconds=settings.auth_refresh_seconds,
+            on_change=actors.clear,
+            clock=clock,
+        ),
         clock=clock,
     )

@@ -6,6 +6,8 @@ import logging
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from app.db import database_trouble
+from app.errors import GridgovError
 from app.runtime import Runtime
 from dispatch.tasks import run_sweep
 
@@ -21,8 +23,12 @@ def sweep_job(runtime: Runtime) -> None:
             policy=runtime.policy,
             batch=runtime.settings.sweep_batch,
         )
-    except Exception:  # a failed sweep must not stop the scheduler; the next one retries
-        log.exception("SLA sweep failed")
+    except Exception as exc:  # a failed sweep must not stop the scheduler; the next one retries
+        trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
+        if trouble is None:
+            log.exception("SLA sweep failed")
+        else:  # database down, too slow or busy: expected in an outage, no traceback
+            log.warning("SLA sweep skipped (%s: %s); the next tick retries", trouble.code, exc)
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import app.models
+import app.privacy
 import dispatch.models
 import events.models
 import grid.models

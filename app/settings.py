@@ -12,12 +12,37 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRIDGOV_", env_file=".env", extra="ignore")
 
     database_url: str = "sqlite:///./gridgov.db"
-    secret_key: str = "dev-insecure-change-me"
+    # Longest wait for a case's lock (row lock; SQLite: the write slot): then 409 `busy`.
+    lock_timeout_seconds: float = Field(default=2.0, gt=0.0, le=60.0)
+    # PostgreSQL cancels a statement of the service running longer: then 503 `unavailable`.
+    statement_timeout_seconds: float = Field(default=5.0, gt=0.0, le=600.0)
+    # Longest wait to open a database connection (libpq counts whole seconds, at least 2).
+    db_connect_timeout_seconds: float = Field(default=3.0, gt=0.0, le=60.0)
+    # Longest wait for a pooled connection: then 503 `unavailable`.
+    pool_timeout_seconds: float = Field(default=3.0, gt=0.0, le=60.0)
+    # Threads serving the sync endpoints of one process; the pool holds this many + 5 (see
+    # app/db.py `pool_capacity`), so PostgreSQL needs workers × (threads + 5) connections.
+    request_threads: int = Field(default=16, ge=1, le=500)
+    # Signs tokens and keys the audit chain: required, ≥ 32 random bytes (see app/secret.py).
+    secret_key: str = ""
     token_ttl_seconds: int = 12 * 3600
-    # How long a process trusts an account it has loaded (disable/revoke take this long).
+    # Clock skew tolerated on a token's `exp` and `iat` between processes.
+    token_leeway_seconds: float = Field(default=5.0, ge=0.0, le=300.0)
+    # How often a process reads the auth revision (logout, disabled account, revoked tokens):
+    # revocation reaches every process within this time.
+    auth_refresh_seconds: float = Field(default=0.5, ge=0.0, le=5.0)
+    # How long a process trusts an account it has loaded when nothing bumps the auth revision
+    # (e.g. a row edited by hand); every revocation through gridgov bumps it.
     auth_cache_seconds: float = Field(default=10.0, ge=0.0)
+    # Login throttling (429 too_many_attempts): failures counted over a sliding window.
+    login_window_seconds: int = Field(default=15 * 60, ge=1)
+    login_max_failures_per_username: int = Field(default=20, ge=1)
+    login_max_failures_per_address: int = Field(default=100, ge=1)
     # A point outside every grid but within this distance goes to the nearest grid.
     grid_tolerance_m: float = Field(default=50.0, ge=0.0, le=5000.0)
+    # A grid import is refused for overlaps between areas of one level, gaps inside a village
+    # and areas outside their parent larger than this many square metres (shared borders: 0).
+    grid_import_tolerance_m2: float = Field(default=1.0, ge=0.0)
     # How often a process checks whether another process changed the grids.
     grid_refresh_seconds: float = Field(default=5.0, ge=0.0)
     # Yellow card (黄牌) when this fraction of the time limit has elapsed.

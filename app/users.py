@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.errors import Conflict, ValidationFailed
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.models import Role, User, UserGrid
+from app.revocation import bump_auth_revision
 from app.security import hash_password
 from dispatch.models import Department
 from grid.models import Area, AreaLevel
@@ -90,4 +91,34 @@ def create_user(
     for code in grids:
         session.add(UserGrid(user_id=user.id, grid_code=code))
     session.flush()
+    return user
+
+
+def _by_username(session: Session, username: str) -> User:
+    user: User | None = session.execute(select(User).where(col(User.username) == username)).scalar()
+    if user is None:
+        raise NotFound(f"no user {username!r}", code="unknown_user")
+    return user
+
+
+def revoke_tokens(session: Session, *, username: str, now: datetime) -> User:
+    """Sign the account out everywhere: every token issued before stops working in every
+    process within `auth_refresh_seconds`."""
+    user = _by_username(session, username)
+    user.token_version += 1
+    session.add(user)
+    session.flush()
+    bump_auth_revision(session, now=now)
+    return user
+
+
+def set_active(session: Session, *, username: str, active: bool, now: datetime) -> User:
+    """A disabled account is refused at once everywhere; its tokens stay dead if re-enabled."""
+    user = _by_username(session, username)
+    user.active = active
+    if not active:
+        user.token_version += 1
+    session.add(user)
+    session.flush()
+    bump_auth_revision(session, now=now)
     return user

@@ -54,7 +54,7 @@ from taxonomy.service import Taxonomy
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_DIR = BENCH_DIR.parent
-SECRET = "bench-intake-secret-key"
+SECRET = "gridgov-bench-intake-5b2e8f1a9c4d7063-secret"
 TARGET_RATIO = 0.5
 SEED = 20261123
 WARN_FRACTION = 0.8  # the Settings default; only used for the bare row's warn_at

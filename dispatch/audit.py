@@ -1,8 +1,20 @@
-"""The tamper-evident case log: each history row carries HMAC(key, previous hash + its content).
+"""The tamper-evident case log: two HMAC-SHA256 chains over the same rows, keyed by the secret.
 
-Changing, deleting or reordering a row breaks the chain from that row on; without the key the
-chain cannot be recomputed. The case row keeps the head hash and count, so cutting rows off the
-end is caught too.
+- Per case: each history row carries HMAC(key, previous row's hash + its content + the digest
+  of the case state it produced). Changing, deleting or reordering a row breaks the chain from
+  that row on; the case row keeps the head hash and count, and its audited fields must agree
+  with the state digest of its last row, so a case row edited in place is caught too.
+- Global: every row also links to the row written before it in the whole log (`gseq`,
+  `gprev_hash`, `ghash`, and the predecessor's case id), serialised through the single
+  `audit_head` row. A case removed with its history, or any removed row, leaves a gap that
+  names the case. A signed checkpoint of the head (`checkpoint_token`) kept elsewhere catches a
+  log cut back to before it.
+
+Rows written before migration 0003 ("legacy") carry no state digest and no global link: they
+are checked by the per-case rule, and the global chain starts from a digest of them (the
+legacy anchor: each case's legacy row count and last hash), which the first linked row seals.
+
+Without the key none of this can be recomputed; with the key everything can (see the README).
 """
 
 from __future__ import annotations
@@ -10,12 +22,96 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Any
 
 GENESIS = "0" * 64
+LEGACY_ANCHOR_TAG = "gridgov-audit-legacy-v1"
+_CHECKPOINT_TAG = "gridgov-audit-checkpoint-v1"
+
+# The case fields whose every change must be recorded. Not here: bookkeeping that changes
+# without a decision (next_check_at, updated_at, version) and the chain's own head/count.
+AUDITED_FIELDS: tuple[str, ...] = (
+    "case_no",
+    "status",
+    "source",
+    "reporter_id",
+    "description",
+    "lat",
+    "lng",
+    "location",
+    "grid_code",
+    "grid_rule",
+    "category_code",
+    "subcategory_code",
+    "classification_score",
+    "department_code",
+    "urgency",
+    "time_limit_value",
+    "time_limit_unit",
+    "merged_into_id",
+    "warning_level",
+    "escalation_level",
+    "extension_count",
+    "return_count",
+    "redo_count",
+    "paused_seconds",
+    "suspended_at",
+    "status_before_suspend",
+    "clock_started_at",
+    "warn_at",
+    "due_at",
+    "occurred_at",
+    "reported_at",
+    "registered_at",
+    "dispatched_at",
+    "accepted_at",
+    "resolved_at",
+    "verified_at",
+    "closed_at",
+)
+_FLOAT_FIELDS = frozenset({"lat", "lng", "classification_score", "paused_seconds"})
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _hmac(key: str, content: str) -> str:
+    return hmac.new(key.encode(), content.encode(), hashlib.sha256).hexdigest()
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _canonical_field(name: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if name == "location":
+        return [float(value.x), float(value.y)]
+    if isinstance(value, datetime):
+        return _instant(value)
+    if isinstance(value, Enum):
+        return str(value.value)
+    if name in _FLOAT_FIELDS:
+        return float(value)
+    if isinstance(value, bool | int):
+        return int(value)
+    return value
+
+
+def case_state(case: Any) -> dict[str, Any]:
+    """The audited fields of a case (an ORM object or a row), as canonical JSON values."""
+    return {name: _canonical_field(name, getattr(case, name)) for name in AUDITED_FIELDS}
+
+
+def state_digest(case: Any) -> str:
+    """SHA-256 of the case's audited state; bound into the row's HMAC by `row_digest`."""
+    return hashlib.sha256(_canonical_json(case_state(case)).encode()).hexdigest()
 
 
 def row_digest(
@@ -33,41 +129,100 @@ def row_digest(
     at: datetime,
     reason: str | None,
     data: dict[str, Any],
+    state_hash: str | None = None,
 ) -> str:
-    content = json.dumps(
-        [
-            prev_hash,
-            case_id,
-            seq,
-            action,
-            from_status,
-            to_status,
-            actor_id,
-            actor_role,
-            actor_name,
-            at.astimezone(UTC).isoformat(timespec="microseconds"),
-            reason,
-            data,
-        ],
-        ensure_ascii=False,
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-    return hmac.new(key.encode(), content.encode(), hashlib.sha256).hexdigest()
+    """The per-case link. Rows from before 0003 have no `state_hash` (their digest lacks it)."""
+    content: list[Any] = [
+        prev_hash,
+        case_id,
+        seq,
+        action,
+        from_status,
+        to_status,
+        actor_id,
+        actor_role,
+        actor_name,
+        _instant(at),
+        reason,
+        data,
+    ]
+    if state_hash is not None:
+        content.append(state_hash)
+    return _hmac(key, _canonical_json(content))
+
+
+def link_digest(
+    *, key: str, gprev_hash: str, gseq: int, prev_case_id: int | None, row_hash: str
+) -> str:
+    """The global link of a row: its place in the whole log, bound to its per-case hash."""
+    return _hmac(key, _canonical_json(["link", gprev_hash, gseq, prev_case_id, row_hash]))
+
+
+class LegacyAnchor:
+    """Where the global chain starts: GENESIS, or a digest of (case id, legacy row count, hash of
+    the last legacy row) per case with rows from before 0003, added in case-id order.
+
+    Migration 0003 computes it without the key and stores it as the head; the first linked
+    row's HMAC covers it, so from then on it cannot be changed unnoticed."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256(f"{LEGACY_ANCHOR_TAG}\n".encode())
+        self._empty = True
+
+    def add(self, case_id: int, count: int, last_hash: str) -> None:
+        self._empty = False
+        self._digest.update(f"{case_id}:{count}:{last_hash}\n".encode())
+
+    def digest(self) -> str:
+        return GENESIS if self._empty else self._digest.hexdigest()
+
+
+def legacy_anchor(items: Iterable[tuple[int, int, str]]) -> str:
+    anchor = LegacyAnchor()
+    for case_id, count, last_hash in items:
+        anchor.add(case_id, count, last_hash)
+    return anchor.digest()
+
+
+def checkpoint_token(*, key: str, gseq: int, ghash: str) -> str:
+    """`GSEQ:HASH:MAC`: the head of the log, signed, to keep somewhere the database is not."""
+    mac = _hmac(key, f"{_CHECKPOINT_TAG}:{gseq}:{ghash}")
+    return f"{gseq}:{ghash}:{mac}"
+
+
+def read_checkpoint(token: str, *, key: str) -> tuple[int, str]:
+    """(gseq, hash) of a checkpoint; ValueError when malformed or not signed with this key."""
+    parts = token.strip().split(":")
+    if len(parts) != 3 or not parts[0].isdigit() or len(parts[1]) != 64 or len(parts[2]) != 64:
+        raise ValueError("a checkpoint looks like GSEQ:HASH:MAC (from `gridgov audit checkpoint`)")
+    gseq, ghash, mac = int(parts[0]), parts[1], parts[2]
+    expected = _hmac(key, f"{_CHECKPOINT_TAG}:{gseq}:{ghash}")
+    if not hmac.compare_digest(expected, mac):
+        raise ValueError("the checkpoint's signature does not match (forged, or another key)")
+    return gseq, ghash
 
 
 @dataclass(frozen=True)
 class ChainProblem:
-    case_id: int
+    case_id: int | None  # None: the log as a whole (its head, a checkpoint)
     seq: int | None
     problem: str
+    case_no: str | None = None
 
 
 def verify_chain(
-    *, key: str, case_id: int, head: str, count: int, rows: Sequence[Any]
+    *,
+    key: str,
+    case_id: int,
+    head: str,
+    count: int,
+    rows: Sequence[Any],
+    state: str | None = None,
 ) -> list[ChainProblem]:
-    """Problems in one case's chain (empty when intact); rows must be ordered by seq."""
+    """Problems in one case's chain (empty when intact); rows must be ordered by seq.
+
+    `state`: the digest of the live case row, compared with the state its last row recorded.
+    """
     problems: list[ChainProblem] = []
     prev = GENESIS
     for expected_seq, row in enumerate(rows, start=1):
@@ -89,6 +244,7 @@ def verify_chain(
             at=row.at,
             reason=row.reason,
             data=row.data,
+            state_hash=getattr(row, "state_hash", None),
         )
         if not hmac.compare_digest(digest, row.hash):
             problems.append(ChainProblem(case_id, row.seq, "content does not match its hash"))
@@ -97,4 +253,152 @@ def verify_chain(
         problems.append(ChainProblem(case_id, None, f"case says {count} rows, found {len(rows)}"))
     if prev != (head or GENESIS):
         problems.append(ChainProblem(case_id, None, "case head hash does not match last row"))
+    if state is not None and rows:
+        last = rows[-1]
+        recorded = getattr(last, "state_hash", None)
+        if recorded is not None and not hmac.compare_digest(recorded, state):
+            problems.append(
+                ChainProblem(
+                    case_id,
+                    None,
+                    f"case row disagrees with the state its last history row (seq {last.seq}) "
+                    "recorded: an audited field was changed outside the service",
+                )
+            )
     return problems
+
+
+@dataclass(frozen=True)
+class LogHead:
+    """The `audit_head` row: the last linked row's global sequence, hash and case."""
+
+    gseq: int
+    ghash: str
+    case_id: int | None
+
+
+class LinkChecker:
+    """Checks the global chain, fed the linked rows in `gseq` order (memory stays flat).
+
+    A gap names the case of the last missing row: each row keeps its predecessor's case id.
+    `checkpoint`: a (gseq, hash) read from a signed checkpoint; the log must still hold it.
+    """
+
+    def __init__(self, *, key: str, anchor: str, checkpoint: tuple[int, str] | None = None) -> None:
+        self._key = key
+        self._anchor = anchor
+        self._checkpoint = checkpoint
+        self._checkpoint_seen = checkpoint == (0, anchor)
+        self._expected = 1
+        self._prev = anchor
+        self._last_case: int | None = None
+        self._last_seq: int | None = None
+        self.problems: list[ChainProblem] = []
+
+    def feed(self, row: Any) -> None:
+        gseq = row.gseq
+        if gseq < self._expected:  # only possible with the unique index dropped
+            self.problems.append(
+                ChainProblem(row.case_id, row.seq, f"gseq {gseq} appears twice in the log")
+            )
+            return
+        if gseq != self._expected:
+            missing = (
+                f"gseq {self._expected}"
+                if gseq == self._expected + 1
+                else f"gseq {self._expected}-{gseq - 1}"
+            )
+            self.problems.append(
+                ChainProblem(
+                    row.prev_case_id,
+                    None,
+                    f"log rows {missing} are missing (the last of them belonged to this case; "
+                    f"the log resumes at gseq {gseq}, a row of case {row.case_id})",
+                )
+            )
+        elif row.gprev_hash != self._prev and gseq == 1:
+            self.problems.append(
+                ChainProblem(
+                    None,
+                    None,
+                    "the history rows from before migration 0003 no longer match the digest "
+                    "the log starts from: a legacy row or case was changed or removed",
+                )
+            )
+        elif row.gprev_hash != self._prev:
+            self.problems.append(
+                ChainProblem(
+                    row.case_id, row.seq, f"gseq {gseq} does not link to the row before it"
+                )
+            )
+        elif row.prev_case_id != self._last_case:
+            self.problems.append(
+                ChainProblem(
+                    row.case_id, row.seq, f"gseq {gseq} names another predecessor than the log"
+                )
+            )
+        digest = link_digest(
+            key=self._key,
+            gprev_hash=row.gprev_hash or "",
+            gseq=gseq,
+            prev_case_id=row.prev_case_id,
+            row_hash=row.hash,
+        )
+        if not hmac.compare_digest(digest, row.ghash or ""):
+            self.problems.append(
+                ChainProblem(row.case_id, row.seq, f"gseq {gseq}: its global link was altered")
+            )
+        if self._checkpoint is not None and gseq == self._checkpoint[0]:
+            if row.ghash == self._checkpoint[1]:
+                self._checkpoint_seen = True
+            else:
+                self.problems.append(
+                    ChainProblem(
+                        row.case_id,
+                        row.seq,
+                        f"the log differs from the checkpoint at gseq {gseq}: it was rewritten",
+                    )
+                )
+                self._checkpoint = None  # reported
+        self._expected = gseq + 1
+        self._prev = row.ghash or ""
+        self._last_case = row.case_id
+        self._last_seq = row.seq
+
+    def finish(self, head: LogHead | None) -> list[ChainProblem]:
+        """The head row must be the last linked row; the checkpoint must have been met."""
+        last_gseq, last_hash = self._expected - 1, self._prev
+        if head is None:
+            self.problems.append(ChainProblem(None, None, "the audit_head row is missing"))
+        elif (head.gseq, head.ghash) != (last_gseq, last_hash):
+            if head.gseq > last_gseq:
+                self.problems.append(
+                    ChainProblem(
+                        head.case_id,
+                        None,
+                        f"the log ends at gseq {last_gseq} but its head says {head.gseq}: rows "
+                        "were cut off the end (the last of them belonged to this case)",
+                    )
+                )
+            else:
+                self.problems.append(
+                    ChainProblem(
+                        self._last_case,
+                        self._last_seq,
+                        f"the audit head (gseq {head.gseq}) is not the last row of the log "
+                        f"(gseq {last_gseq})",
+                    )
+                )
+        if self._checkpoint is not None and not self._checkpoint_seen:
+            gseq = self._checkpoint[0]
+            if gseq > last_gseq:
+                detail = (
+                    f"the log was cut back: it ends at gseq {last_gseq}, before the checkpoint "
+                    f"at gseq {gseq}"
+                )
+            elif gseq == 0:
+                detail = "the log's start differs from the checkpoint's: it was rewritten"
+            else:
+                detail = f"the checkpoint's row (gseq {gseq}) is missing from the log"
+            self.problems.append(ChainProblem(None, None, detail))
+        return self.problems

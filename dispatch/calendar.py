@@ -1,24 +1,35 @@
 """Working time (工作时/工作日): office hours on working days, China's holidays and 调休.
 
-Which dates are working days: an admin override (table `calendar_override`) first, then the
-`chinese-calendar` package (statutory holidays and the weekend days made working days by
-调休), and for years that package does not know yet, Monday to Friday until an admin enters
-that year's State Council notice as overrides. Limits in working days count as that many
-full office days of working hours, so a clock that starts mid-afternoon ends mid-afternoon.
+Which dates are working days, first answer wins (each answer names its `source`):
+1. `override`: an operator's word on one date (`gridgov calendar set`, table `calendar_override`);
+2. `official`: a published schedule: a State Council notice imported by an operator
+   (`gridgov calendar import`), else the `chinese-calendar` package's data (up to its data
+   year); only the dates a schedule names (holidays, 调休 working weekends) say `official`;
+3. `rule`: for a year with no published schedule, the statutory holidays computed by rule
+   (dispatch/holidays.py), logged once per year and process, and reported by `/v1/calendar`;
+4. `weekend` / `weekday`: every other date (Saturday and Sunday rest).
+Limits in working days count as that many full office days of working hours, so a clock that
+starts mid-afternoon ends mid-afternoon.
 """
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from dispatch.holidays import rule_rest_days
 from taxonomy.catalogue import TimeUnit
+
+log = logging.getLogger("gridgov.calendar")
 
 _MAX_DAYS_SCANNED = 3 * 366  # a limit that needs more working days than this is a config error
 _INTERVAL = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
@@ -46,13 +57,66 @@ def parse_office_hours(spec: str) -> tuple[tuple[time, time], ...]:
     return tuple(intervals)
 
 
+class DaySource(StrEnum):
+    """Where a date's working/rest status comes from (the contract's `source`)."""
+
+    OFFICIAL = "official"  # a published schedule names this date
+    RULE = "rule"  # a statutory holiday computed for a year without a published schedule
+    OVERRIDE = "override"  # an operator's word (`gridgov calendar set`)
+    WEEKEND = "weekend"
+    WEEKDAY = "weekday"
+
+
+@dataclass(frozen=True)
+class CalendarDay:
+    day: date
+    workday: bool
+    source: DaySource
+    note: str = ""  # the holiday's name or the operator's note
+
+
 @lru_cache(maxsize=8192)
-def packaged_is_workday(day: date) -> bool | None:
-    """The chinese-calendar package's answer, or None for a year it has no data for."""
+def packaged_day(day: date) -> tuple[bool, str | None] | None:
+    """chinese-calendar's (is working day, holiday or 调休 name), or None for a year it lacks."""
     try:
-        return bool(chinese_calendar.is_workday(day))
+        is_holiday, name = chinese_calendar.get_holiday_detail(day)
     except NotImplementedError:
         return None
+    return (not is_holiday, name)
+
+
+@lru_cache(maxsize=512)
+def package_knows(year: int) -> bool:
+    return packaged_day(date(year, 6, 30)) is not None
+
+
+_warned_years: set[int] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_unpublished(year: int) -> None:
+    """Log once per year and process that a year's rest days are a computed guess."""
+    if year in _warned_years:
+        return
+    with _warned_lock:
+        if year in _warned_years:
+            return
+        _warned_years.add(year)
+    log.warning(
+        "calendar: no published holiday schedule for %d; its statutory holidays are computed "
+        "by rule and its 调休 working weekends are unknown; import the State Council notice "
+        "with `gridgov calendar import FILE`",
+        year,
+    )
+
+
+def unpublished_warning(year: int) -> str:
+    """The warning `/v1/calendar` gives for a year without a published schedule."""
+    return (
+        f"no published holiday schedule for {year}: its statutory holidays are computed by rule "
+        f"(source 'rule') and its make-up working weekends (调休) are unknown until an operator "
+        f"imports the State Council notice"
+    )
 
 
 @dataclass(frozen=True)
@@ -60,19 +124,49 @@ class WorkCalendar:
     office_hours: tuple[tuple[time, time], ...]
     tz: ZoneInfo = field(default_factory=lambda: ZoneInfo("Asia/Shanghai"))
     overrides: Mapping[date, bool] = field(default_factory=dict)
+    # An imported notice: the dates it names, and the years it covers completely.
+    official: Mapping[date, bool] = field(default_factory=dict)
+    published_years: frozenset[int] = frozenset()
+    notes: Mapping[date, str] = field(default_factory=dict)
+
+    def is_published(self, year: int) -> bool:
+        """Whether a published schedule (imported notice or the package's data) covers `year`."""
+        return year in self.published_years or package_knows(year)
+
+    def unpublished_years(self, first: date, last: date) -> list[int]:
+        return [y for y in range(first.year, last.year + 1) if not self.is_published(y)]
+
+    def day(self, day: date) -> CalendarDay:
+        """Whether `day` is a working day, and why."""
+        workday, source, name = self._resolve(day)
+        return CalendarDay(day, workday, source, self.notes.get(day, name or ""))
+
+    def _resolve(self, day: date) -> tuple[bool, DaySource, str | None]:
+        override = self.overrides.get(day)
+        if override is not None:
+            return override, DaySource.OVERRIDE, None
+        official = self.official.get(day)
+        if official is not None:
+            return official, DaySource.OFFICIAL, None
+        if day.year not in self.published_years:
+            packaged = packaged_day(day)
+            if packaged is None:
+                _warn_unpublished(day.year)
+                name = rule_rest_days(day.year).get(day)
+                if name is not None:
+                    return False, DaySource.RULE, name
+            elif packaged[1] is not None:
+                return packaged[0], DaySource.OFFICIAL, packaged[1]
+        if day.weekday() >= 5:
+            return False, DaySource.WEEKEND, None
+        return True, DaySource.WEEKDAY, None
 
     @property
     def seconds_per_day(self) -> float:
         return sum(_seconds(a, b) for a, b in self.office_hours)
 
     def is_workday(self, day: date) -> bool:
-        override = self.overrides.get(day)
-        if override is not None:
-            return override
-        packaged = packaged_is_workday(day)
-        if packaged is not None:
-            return packaged
-        return day.weekday() < 5
+        return self._resolve(day)[0]
 
     def _work_intervals(self, day: date) -> list[tuple[datetime, datetime]]:
         if not self.is_workday(day):

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Column,
     Date,
     ForeignKey,
@@ -140,13 +141,58 @@ class CaseHistory(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    # Digest of the case's audited fields after this change (dispatch.audit.state_digest);
+    # None on rows written before migration 0003.
+    state_hash: str | None = Field(default=None, max_length=64)
+    # The global chain: place in the whole log, link to the row before it (and that row's
+    # case, so a removed case is named). None on rows from before 0003 (see dispatch/audit.py).
+    gseq: int | None = Field(
+        default=None, sa_column=Column(BigInteger, nullable=True, unique=True, index=True)
+    )
+    gprev_hash: str | None = Field(default=None, max_length=64)
+    prev_case_id: int | None = Field(default=None)
+    ghash: str | None = Field(default=None, max_length=64)
+
+
+class AuditHead(SQLModel, table=True):
+    """The one row (id 1) naming the last row of the global log; writers lock it to link."""
+
+    __tablename__ = "audit_head"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    gseq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    hash: str = Field(max_length=64)
+    case_id: int | None = Field(default=None)
+
+
+class CalendarSource(StrEnum):
+    """Where a row of `calendar_override` came from."""
+
+    OVERRIDE = "override"  # `gridgov calendar set`: a local decision, wins over everything
+    OFFICIAL = "official"  # `gridgov calendar import`: a date named by a State Council notice
 
 
 class CalendarOverride(SQLModel, table=True):
-    """An admin's word on one date (holiday or 调休 working day), above the packaged calendar."""
+    """One date's status (holiday or 调休 working day) above the packaged calendar and the rule."""
 
     __tablename__ = "calendar_override"
 
     day: date = Field(sa_column=Column(Date, primary_key=True))
     is_workday: bool
     note: str = Field(default="", max_length=100)
+    source: str = Field(
+        default=CalendarSource.OVERRIDE.value,
+        sa_column=Column(String(16), nullable=False, server_default=CalendarSource.OVERRIDE.value),
+    )
+    # For an imported date: the year of the notice that named it (a re-import replaces them).
+    schedule_year: int | None = Field(default=None)
+
+
+class CalendarYear(SQLModel, table=True):
+    """A year whose published schedule was entered: its rule holidays and warnings stop."""
+
+    __tablename__ = "calendar_year"
+
+    year: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    note: str = Field(default="", max_length=200)
+    published_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

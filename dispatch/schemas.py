@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app import privacy
 from app.models import Role
+from app.privacy import PiiKind
 from app.security import Actor, mask_name
 from app.text import CleanText, Identifier
 from dispatch.models import Case, CaseHistory
@@ -63,15 +66,17 @@ class CaseOut(BaseModel):
 
 
 def case_out(case: Case, *, viewer: Actor, history: list[CaseHistory] | None = None) -> CaseOut:
-    """A case as this viewer may see it: actor names masked for those outside the centre."""
+    """A case as this viewer may see it: outside the centre, actor names are masked and so are
+    phone and ID-card numbers in the description, reasons and data (see `app.privacy`)."""
     assert case.id is not None
     full_names = viewer.is_command_centre
+    clear = privacy.sees_personal_data(viewer)
     return CaseOut(
         id=case.id,
         case_no=case.case_no,
         status=case.status,
         source=case.source,
-        description=case.description,
+        description=case.description if clear else privacy.mask_pii(case.description),
         lat=case.lat,
         lng=case.lng,
         grid_code=case.grid_code,
@@ -113,12 +118,31 @@ def case_out(case: Case, *, viewer: Actor, history: list[CaseHistory] | None = N
                 else (mask_name(h.actor_name) or ""),
                 actor_role=h.actor_role,
                 at=h.at,
-                reason=h.reason,
-                data=h.data,
+                reason=h.reason if clear or h.reason is None else privacy.mask_pii(h.reason),
+                data=h.data if clear else privacy.mask_value(h.data),
             )
             for h in history
         ],
     )
+
+
+# Ids are PostgreSQL `integer`s: anything larger can name no row (and overflows SQLite's binding).
+MAX_ID = 2**31 - 1
+
+
+def disclosures(viewer: Actor, cases: Iterable[CaseOut]) -> list[tuple[int, frozenset[PiiKind]]]:
+    """Which personal data these answers show this viewer in clear, per case (for the log)."""
+    if not privacy.sees_personal_data(viewer):
+        return []
+    found = []
+    for out in cases:
+        texts: list[Any] = [out.description]
+        for h in out.history or ():
+            texts.extend((h.reason, h.data))
+        kinds = privacy.find_pii_in(texts)
+        if kinds:
+            found.append((out.id, kinds))
+    return found
 
 
 class ActionIn(BaseModel):
@@ -133,9 +157,12 @@ class ActionIn(BaseModel):
     subcategory_code: Identifier | None = Field(default=None, max_length=8)
     amount: float | None = Field(default=None, description="extend: how much, in the case's unit")
     passed: bool | None = Field(default=None, description="verify: false sends it back (重办)")
-    into_case_id: int | None = None
+    into_case_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     expected_version: int | None = Field(
-        default=None, description="reject the action if the case changed since this version"
+        default=None,
+        ge=0,
+        le=MAX_ID,
+        description="reject the action if the case changed since this version",
     )
 
 

@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from shapely.geometry import Point
-from sqlalchemy import ColumnElement, and_, insert, or_, select, text
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    bindparam,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session, col
 
 from app.db import reader
 from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from app.models import Role
 from app.security import SYSTEM_ACTOR, Actor
-from dispatch import audit, sla
+from dispatch import audit, calendar_service, sla
 from dispatch.calendar import WorkCalendar, parse_office_hours
 from dispatch.models import (
-    CalendarOverride,
+    AuditHead,
     Case,
     CaseHistory,
     CaseStatus,
@@ -62,7 +75,7 @@ class CalendarProvider:
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._loaded_at = -float("inf")
-        self._overrides: dict[Any, bool] = {}
+        self._schedule = calendar_service.Schedule()
         self._calendars: dict[str, WorkCalendar] = {}
         self._department_hours: dict[str, str | None] = {}
 
@@ -70,14 +83,14 @@ class CalendarProvider:
         if self._monotonic() - self._loaded_at < self._ttl:
             return
         with Session(reader(self._engine)) as session:
-            rows = session.execute(select(CalendarOverride)).scalars().all()
+            schedule = calendar_service.load_schedule(session)
             hours = (
                 session.execute(select(col(Department.code), col(Department.office_hours)))
                 .tuples()
                 .all()
             )
             self._department_hours = dict(hours)
-        self._overrides = {r.day: r.is_workday for r in rows}
+        self._schedule = schedule
         self._calendars = {}
         self._loaded_at = self._monotonic()
 
@@ -87,7 +100,7 @@ class CalendarProvider:
             self._refresh()
             cal = self._calendars.get(spec)
             if cal is None:
-                cal = WorkCalendar(parse_office_hours(spec), self._tz, dict(self._overrides))
+                cal = self._schedule.calendar(parse_office_hours(spec), self._tz)
                 self._calendars[spec] = cal
             return cal
 
@@ -182,19 +195,22 @@ def _record(
     now: datetime,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
-    pending: list[dict[str, Any]] | None = None,
 ) -> None:
-    """Append one link to the case's history chain (or to `pending`, for the caller to insert).
+    """Append one link to the case's history chain, carrying the case's audited state as it is
+    now: call it after every change of an audited field (see `audit.AUDITED_FIELDS`).
 
-    History rows are append-only, so they go in as plain INSERTs, not through the ORM.
+    The row is queued on the session and written, linked into the global chain, just before
+    the transaction commits (`_link_pending`), so the global head is locked only that long.
     """
     assert case.id is not None
     seq = case.history_seq + 1
     payload = data or {}
     actor_name = actor.display_name or actor.username
+    prev_hash = case.history_head or audit.GENESIS
+    state_hash = audit.state_digest(case)
     digest = audit.row_digest(
         key=policy.audit_key,
-        prev_hash=case.history_head or audit.GENESIS,
+        prev_hash=prev_hash,
         case_id=case.id,
         seq=seq,
         action=action,
@@ -206,6 +222,7 @@ def _record(
         at=now,
         reason=reason,
         data=payload,
+        state_hash=state_hash,
     )
     row = {
         "case_id": case.id,
@@ -219,15 +236,83 @@ def _record(
         "at": now,
         "reason": reason,
         "data": payload,
-        "prev_hash": case.history_head or audit.GENESIS,
+        "prev_hash": prev_hash,
         "hash": digest,
+        "state_hash": state_hash,
     }
     case.history_seq = seq
     case.history_head = digest
-    if pending is not None:
-        pending.append(row)
+    _queue_history(session, row, key=policy.audit_key)
+
+
+# History rows recorded in a session but not yet written: (open savepoints, key, row).
+_PENDING = "gridgov_audit_pending"
+
+
+def _queue_history(session: Session, row: dict[str, Any], *, key: str) -> None:
+    savepoints: list[Any] = []
+    tx = session.get_nested_transaction()
+    while tx is not None:
+        if tx.nested:
+            savepoints.append(tx)
+        tx = tx.parent
+    session.info.setdefault(_PENDING, []).append((tuple(savepoints), key, row))
+
+
+def _pending_rows(session: Session) -> list[tuple[tuple[Any, ...], str, dict[str, Any]]]:
+    pending: list[tuple[tuple[Any, ...], str, dict[str, Any]]] = session.info.get(_PENDING, [])
+    return pending
+
+
+@event.listens_for(SASession, "after_soft_rollback")
+def _drop_rolled_back(session: SASession, previous_transaction: Any) -> None:
+    """A savepoint rolled back takes its history rows with it; the root takes them all."""
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    if previous_transaction.nested:
+        pending[:] = [p for p in pending if previous_transaction not in p[0]]
     else:
-        session.connection().execute(insert(_HISTORY), [row])
+        pending.clear()
+
+
+@event.listens_for(SASession, "after_transaction_end")
+def _forget_pending(session: SASession, transaction: Any) -> None:
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_PENDING, None)
+
+
+@event.listens_for(SASession, "before_commit")
+def _link_pending(session: SASession) -> None:
+    """Write the queued history rows, linked into the global chain, in one step at commit.
+
+    The `audit_head` row is locked (PostgreSQL; SQLite writers are serialised already) only
+    from here to the end of the commit: one SELECT … FOR UPDATE, one INSERT, one UPDATE.
+    """
+    if session.in_nested_transaction():
+        return  # a savepoint: its rows wait for the real commit
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    rows = [row for _, _, row in pending]
+    keys = {key for _, key, _ in pending}
+    assert len(keys) == 1, "history rows of one transaction signed with different keys"
+    key = keys.pop()
+    conn = session.connection()
+    head = conn.execute(_HEAD_LOCK).first()
+    if head is None:
+        raise RuntimeError("audit_head row missing: run `gridgov audit verify`")
+    gseq, prev, prev_case = int(head.gseq), str(head.hash), head.case_id
+    for row in rows:
+        gseq += 1
+        ghash = audit.link_digest(
+            key=key, gprev_hash=prev, gseq=gseq, prev_case_id=prev_case, row_hash=row["hash"]
+        )
+        row.update(gseq=gseq, gprev_hash=prev, prev_case_id=prev_case, ghash=ghash)
+        prev, prev_case = ghash, row["case_id"]
+    conn.execute(_HISTORY_INSERT, rows)
+    conn.execute(_HEAD_MOVE, {"new_gseq": gseq, "new_hash": prev, "new_case_id": prev_case})
+    pending.clear()
 
 
 def _set_deadlines(case: Case, *, calendar: WorkCalendar, policy: Policy) -> None:
@@ -270,6 +355,8 @@ def _apply_sla(
             events.append("sla_warning")
         elif state.warning_level is WarningLevel.RED:
             events.append("sla_overdue")
+        else:  # lower: a later deadline (extension, resume) or a clock set back
+            events.append("sla_cleared")
         case.warning_level = state.warning_level
     if state.escalation_level > case.escalation_level:
         if state.escalation_level > 1 or "sla_overdue" not in events:
@@ -277,27 +364,52 @@ def _apply_sla(
         case.escalation_level = state.escalation_level
     case.next_check_at = state.next_check_at
     if session is not None and actor is not None:
-        for event in events:
-            _record(
-                session,
-                case,
-                policy=policy,
-                action=event,
-                from_status=case.status,
-                actor=actor,
-                now=now,
-                data={
-                    "warning_level": case.warning_level,
-                    "escalation_level": case.escalation_level,
-                    "escalated_to": sla.ESCALATION_TARGETS.get(case.escalation_level),
-                    "due_at": case.due_at.isoformat() if case.due_at else None,
-                },
-            )
+        _record_sla(session, case, events, policy=policy, actor=actor, now=now)
     return events
+
+
+def _record_sla(
+    session: Session,
+    case: Case,
+    events: list[str],
+    *,
+    policy: Policy,
+    actor: Actor,
+    now: datetime,
+) -> None:
+    for event_name in events:
+        _record(
+            session,
+            case,
+            policy=policy,
+            action=event_name,
+            from_status=case.status,
+            actor=actor,
+            now=now,
+            data={
+                "warning_level": case.warning_level,
+                "escalation_level": case.escalation_level,
+                "escalated_to": sla.ESCALATION_TARGETS.get(case.escalation_level),
+                "due_at": case.due_at.isoformat() if case.due_at else None,
+            },
+        )
 
 
 _CASE = Case.__table__  # type: ignore[attr-defined]
 _HISTORY = CaseHistory.__table__  # type: ignore[attr-defined]
+_HEAD = AuditHead.__table__  # type: ignore[attr-defined]
+# Built once: `_link_pending` runs in every writing transaction.
+_HEAD_LOCK = (
+    select(_HEAD.c.gseq, _HEAD.c.hash, _HEAD.c.case_id).where(_HEAD.c.id == 1).with_for_update()
+)
+_HEAD_MOVE = (
+    update(_HEAD)
+    .where(_HEAD.c.id == 1)
+    .values(
+        gseq=bindparam("new_gseq"), hash=bindparam("new_hash"), case_id=bindparam("new_case_id")
+    )
+)
+_HISTORY_INSERT = insert(_HISTORY)
 _NEXT_ID_PG = text("SELECT nextval(pg_get_serial_sequence('gg_case', 'id'))")
 _NEXT_ID_SQLITE = text("SELECT coalesce(max(id), 0) + 1 FROM gg_case")
 
@@ -362,7 +474,6 @@ def open_case(
     )
     _set_deadlines(case, calendar=calendar, policy=policy)
     _apply_sla(case, calendar=calendar, policy=policy, now=now, actor=None, session=None)
-    pending: list[dict[str, Any]] = []
     _record(
         session,
         case,
@@ -379,12 +490,10 @@ def open_case(
             "department_code": r.department_code,
             "due_at": case.due_at.isoformat() if case.due_at else None,
         },
-        pending=pending,
     )
-    # Plain INSERTs: a new case needs no unit of work (the object is returned, not attached).
-    conn = session.connection()
-    conn.execute(insert(_CASE), [row_values(case)])
-    conn.execute(insert(_HISTORY), pending)
+    # A plain INSERT: a new case needs no unit of work (the object is returned, not attached).
+    # Its history row is written at commit (`_link_pending`).
+    session.connection().execute(insert(_CASE), [row_values(case)])
     return case
 
 
@@ -418,13 +527,17 @@ def get_case(session: Session, *, case_id: int, actor: Actor) -> Case:
 
 
 def history(session: Session, case_id: int) -> list[CaseHistory]:
-    return list(
+    """A case's history, with the rows this transaction recorded but writes only at commit."""
+    rows = list(
         session.execute(
             select(CaseHistory)
             .where(col(CaseHistory.case_id) == case_id)
             .order_by(col(CaseHistory.seq))
         ).scalars()
     )
+    pending = _pending_rows(session)
+    rows += [CaseHistory(**row) for _, _, row in pending if row["case_id"] == case_id]
+    return rows
 
 
 @dataclass(frozen=True)
@@ -566,7 +679,12 @@ def act(
         case.status = CaseStatus.RESOLVED
         case.resolved_at = now
     elif action is Action.VERIFY:
-        passed = True if params.passed is None else params.passed
+        if params.passed is None:
+            raise ValidationFailed(
+                "verify needs passed: true (the work is done) or false (重办)",
+                code="passed_required",
+            )
+        passed = params.passed
         data["passed"] = passed
         if passed:
             case.status = CaseStatus.VERIFIED
@@ -611,6 +729,12 @@ def act(
     if note and action is not Action.RESOLVE:
         data["note"] = note
     case.updated_at = now
+    # The consequences on the clock are worked out before the action's entry, so that it (and
+    # every entry after it) carries the case's final state; they are logged after it, by the
+    # system. A lifted card (`sla_cleared`) needs no entry of its own: the action explains it.
+    sla_events = _apply_sla(
+        case, calendar=calendar, policy=policy, now=now, actor=None, session=None
+    )
     _record(
         session,
         case,
@@ -622,8 +746,14 @@ def act(
         reason=reason,
         data=data,
     )
-    # Consequences on the clock come after the action in the log, by the system.
-    _apply_sla(case, calendar=calendar, policy=policy, now=now, actor=SYSTEM_ACTOR, session=session)
+    _record_sla(
+        session,
+        case,
+        [e for e in sla_events if e != "sla_cleared"],
+        policy=policy,
+        actor=SYSTEM_ACTOR,
+        now=now,
+    )
     session.flush()
     return case
 
@@ -712,43 +842,177 @@ def sweep(
         counts["checked"] += 1
         calendar = calendars.for_department(case.department_code)
         # The selection only narrows: re-check the case itself before acting.
-        for event in _apply_sla(
+        for event_name in _apply_sla(
             case, calendar=calendar, policy=policy, now=now, actor=actor, session=session
         ):
-            counts[event] += 1
+            if event_name in counts:  # `sla_cleared` (a clock set back) is recorded, not counted
+                counts[event_name] += 1
         case.updated_at = now
     session.flush()
     return counts
 
 
-def verify_audit(session: Session, *, key: str) -> tuple[list[audit.ChainProblem], int]:
-    """Check every case's chain, case by case (memory stays flat)."""
+# Cases that still need their category: everything but the final states.
+FINISHED_STATUSES = frozenset({CaseStatus.CLOSED, CaseStatus.REJECTED, CaseStatus.MERGED})
+
+
+def open_cases_by_subcategory(session: Session) -> dict[tuple[str, str], int]:
+    """How many unfinished cases carry each (category code, subcategory code)."""
+    rows = session.execute(
+        select(col(Case.category_code), col(Case.subcategory_code), func.count())
+        .where(col(Case.status).not_in([s.value for s in FINISHED_STATUSES]))
+        .group_by(col(Case.category_code), col(Case.subcategory_code))
+    ).all()
+    return {(cat, sub): int(n) for cat, sub, n in rows}
+
+
+_VERIFY_CASES = 500
+_VERIFY_LINKS = 5000
+_LINK_COLUMNS = ("case_id", "seq", "gseq", "gprev_hash", "prev_case_id", "hash", "ghash")
+
+
+def audit_reader(engine: Engine) -> Engine:
+    """For `verify_audit`/`audit_checkpoint`: read-only, one snapshot for the whole check
+    (REPEATABLE READ on PostgreSQL; a SQLite read transaction is one snapshot already)."""
+    engine = reader(engine)
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="REPEATABLE READ")
+    return engine
+
+
+def verify_audit(
+    session: Session, *, key: str, checkpoint: tuple[int, str] | None = None
+) -> tuple[list[audit.ChainProblem], int]:
+    """Check the whole log; returns (problems, number of cases). Memory stays flat.
+
+    Per case (in chunks of cases): its chain, its head and count, the live case row against
+    the state its last row recorded, rows left by a removed case. Then the global chain in
+    `gseq` order from the legacy anchor, the head row, and `checkpoint` (gseq, hash) if given.
+    Use a session of `audit_reader(engine)` so that concurrent writers cannot cause false alarms.
+    """
+    conn = session.connection()
     problems: list[audit.ChainProblem] = []
-    count = 0
-    for case_id, head, seq in session.execute(
-        select(col(Case.id), col(Case.history_head), col(Case.history_seq)).order_by(col(Case.id))
-    ).all():
-        count += 1
-        problems.extend(
-            audit.verify_chain(
-                key=key, case_id=case_id, head=head, count=seq, rows=history(session, case_id)
-            )
+    anchor = audit.LegacyAnchor()
+    case_columns = [_CASE.c[name] for name in ("id", "history_head", "history_seq")]
+    case_columns += [_CASE.c[name] for name in audit.AUDITED_FIELDS]
+    cases = 0
+    lo = 0
+    while True:
+        chunk = conn.execute(
+            select(*case_columns).where(_CASE.c.id > lo).order_by(_CASE.c.id).limit(_VERIFY_CASES)
+        ).all()
+        last_chunk = len(chunk) < _VERIFY_CASES
+        query = select(_HISTORY).where(_HISTORY.c.case_id > lo)
+        if not last_chunk:
+            query = query.where(_HISTORY.c.case_id <= chunk[-1].id)
+        by_case: dict[int, list[Any]] = {}
+        for row in conn.execute(query.order_by(_HISTORY.c.case_id, _HISTORY.c.seq)):
+            by_case.setdefault(row.case_id, []).append(row)
+        live = {c.id: c for c in chunk}
+        cases += len(live)
+        for case_id in sorted(live.keys() | by_case.keys()):
+            rows = by_case.get(case_id, [])
+            problems.extend(_verify_case(key, case_id, live.get(case_id), rows))
+            legacy = [r for r in rows if r.gseq is None and r.state_hash is None]
+            if legacy:
+                anchor.add(case_id, len(legacy), legacy[-1].hash)
+        if last_chunk:
+            break
+        lo = chunk[-1].id
+
+    checker = audit.LinkChecker(key=key, anchor=anchor.digest(), checkpoint=checkpoint)
+    after = 0
+    while True:
+        links = conn.execute(
+            select(*[_HISTORY.c[name] for name in _LINK_COLUMNS])
+            .where(_HISTORY.c.gseq > after)
+            .order_by(_HISTORY.c.gseq)
+            .limit(_VERIFY_LINKS)
+        ).all()
+        for link in links:
+            checker.feed(link)
+        if len(links) < _VERIFY_LINKS:
+            break
+        after = links[-1].gseq
+    head = conn.execute(
+        select(_HEAD.c.gseq, _HEAD.c.hash, _HEAD.c.case_id).where(_HEAD.c.id == 1)
+    ).first()
+    problems.extend(
+        checker.finish(
+            None if head is None else audit.LogHead(int(head.gseq), head.hash, head.case_id)
         )
-    return problems, count
-
-
-def set_calendar_override(session: Session, *, day: date, is_workday: bool, note: str) -> None:
-    """Insert or replace the override of one date; processes pick it up within their TTL."""
-    row = session.get(CalendarOverride, day)
-    if row is None:
-        session.add(CalendarOverride(day=day, is_workday=is_workday, note=note))
-    else:
-        row.is_workday = is_workday
-        row.note = note
-    session.flush()
-
-
-def calendar_overrides(session: Session) -> list[CalendarOverride]:
-    return list(
-        session.execute(select(CalendarOverride).order_by(col(CalendarOverride.day))).scalars()
     )
+    return _with_case_numbers(conn, problems), cases
+
+
+def _verify_case(
+    key: str, case_id: int, case: Any | None, rows: list[Any]
+) -> list[audit.ChainProblem]:
+    if case is None:
+        return [
+            audit.ChainProblem(
+                case_id, None, f"the case row was removed; {len(rows)} history rows remain"
+            )
+        ]
+    problems = audit.verify_chain(
+        key=key,
+        case_id=case_id,
+        head=case.history_head,
+        count=case.history_seq,
+        rows=rows,
+        state=audit.state_digest(case),
+    )
+    if not rows:
+        problems.append(
+            audit.ChainProblem(case_id, None, "the case has no history (every case has a report)")
+        )
+    for row in rows:
+        if row.gseq is None and row.state_hash is not None:
+            problems.append(
+                audit.ChainProblem(case_id, row.seq, "the row is not linked into the global log")
+            )
+    return problems
+
+
+def _with_case_numbers(conn: Any, problems: list[audit.ChainProblem]) -> list[audit.ChainProblem]:
+    ids = sorted({p.case_id for p in problems if p.case_id is not None})
+    numbers: dict[int, str] = {}
+    for i in range(0, len(ids), _VERIFY_CASES):
+        numbers.update(
+            conn.execute(
+                select(_CASE.c.id, _CASE.c.case_no).where(
+                    _CASE.c.id.in_(ids[i : i + _VERIFY_CASES])
+                )
+            )
+            .tuples()
+            .all()
+        )
+    return [
+        dataclasses.replace(p, case_no=numbers.get(p.case_id)) if p.case_id is not None else p
+        for p in problems
+    ]
+
+
+def audit_checkpoint(session: Session, *, key: str) -> str:
+    """The signed head of the log (`GSEQ:HASH:MAC`), once the head row matches the last row."""
+    conn = session.connection()
+    head = conn.execute(select(_HEAD.c.gseq, _HEAD.c.hash).where(_HEAD.c.id == 1)).first()
+    if head is None:
+        raise Conflict("the audit_head row is missing", code="audit_broken")
+    gseq = int(head.gseq)
+    last = conn.execute(select(func.max(_HISTORY.c.gseq))).scalar()
+    if gseq != int(last or 0):
+        raise Conflict(
+            f"the audit head (gseq {gseq}) is not the last row of the log (gseq {last or 0}); "
+            "run `gridgov audit verify`",
+            code="audit_broken",
+        )
+    if gseq:
+        ghash = conn.execute(select(_HISTORY.c.ghash).where(_HISTORY.c.gseq == gseq)).scalar()
+        if ghash != head.hash:
+            raise Conflict(
+                f"the audit head differs from the log's row gseq {gseq}; "
+                "run `gridgov audit verify`",
+                code="audit_broken",
+            )
+    return audit.checkpoint_token(key=key, gseq=gseq, ghash=head.hash)

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 
+from app import privacy
 from app.deps import ActorDep, RuntimeDep, SessionDep, require_role
 from app.errors import GridgovError
 from app.models import Role
-from dispatch.schemas import CaseOut, case_out
+from app.text import displayable
+from dispatch.schemas import CaseOut, case_out, disclosures
 from events import service as events_service
-from events.schemas import BatchIn, BatchItemOut, BatchOut, ReportIn
+from events.schemas import BatchIn, BatchItemOut, BatchOut, ClientId, ReportIn
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
-@router.post("", response_model=CaseOut, status_code=201)
+@router.post(
+    "",
+    response_model=CaseOut,
+    status_code=201,
+    responses={200: {"model": CaseOut, "description": "client_id seen before: the same case"}},
+)
 def create_report(
     report: ReportIn,
     runtime: RuntimeDep,
@@ -38,9 +47,17 @@ def create_report(
         case, created = events_service.intake(
             session, report=report, actor=actor, source=source, now=now, ctx=ctx
         )
+    out = case_out(case, viewer=actor)
+    privacy.record_disclosures(
+        session,
+        viewer=actor,
+        disclosed=disclosures(actor, [out]),
+        endpoint="POST /v1/reports",
+        now=now,
+    )
     # Already a validated model: send it as is (no second validation by response_model).
     return Response(
-        content=case_out(case, viewer=actor).model_dump_json(),
+        content=out.model_dump_json(),
         status_code=201 if created else 200,
         media_type="application/json",
     )
@@ -55,8 +72,9 @@ def create_reports_batch(
     ctx = runtime.intake_context()
     now = runtime.now()
     results: list[BatchItemOut] = []
+    shown: list[CaseOut] = []
     for index, raw in enumerate(batch.reports):
-        client_id = raw.get("client_id") if isinstance(raw.get("client_id"), str) else None
+        client_id = _echoed_client_id(raw)
         savepoint = session.begin_nested()
         try:
             report = ReportIn.model_validate(raw)
@@ -71,24 +89,24 @@ def create_reports_batch(
                     session, report=report, actor=actor, source="grid_worker", now=now, ctx=ctx
                 )
             savepoint.commit()
+            out = case_out(case, viewer=actor)
+            shown.append(out)
             results.append(
                 BatchItemOut(
                     index=index,
                     client_id=client_id,
                     status=201 if created else 200,
-                    case=case_out(case, viewer=actor).model_dump(mode="json"),
+                    case=out.model_dump(mode="json"),
                 )
             )
         except ValidationError as exc:
             savepoint.rollback()
-            first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid"}
-            where = ".".join(str(p) for p in first.get("loc", ()))
             results.append(
                 BatchItemOut(
                     index=index,
                     client_id=client_id,
                     status=422,
-                    error={"error": "validation_error", "detail": f"{where}: {first['msg']}"},
+                    error={"error": "validation_error", "detail": _first_problem(exc)},
                 )
             )
         except GridgovError as exc:
@@ -101,4 +119,34 @@ def create_reports_batch(
                     error={"error": exc.code, "detail": exc.detail},
                 )
             )
+    privacy.record_disclosures(
+        session,
+        viewer=actor,
+        disclosed=disclosures(actor, shown),
+        endpoint="POST /v1/reports/batch",
+        now=now,
+    )
     return BatchOut(results=results)
+
+
+_CLIENT_ID: TypeAdapter[str] = TypeAdapter(ClientId)
+
+
+def _echoed_client_id(raw: Any) -> str | None:
+    """The item's client_id, echoed in its answer only when it is a valid one."""
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return _CLIENT_ID.validate_python(raw.get("client_id"))
+    except ValidationError:
+        return None
+
+
+def _first_problem(exc: ValidationError) -> str:
+    """`field: message` of the first defect (field names come from the client: made safe)."""
+    errors = exc.errors(include_input=False, include_url=False)
+    if not errors:
+        return "invalid report"
+    where = displayable(".".join(str(p) for p in errors[0].get("loc", ())))
+    message = displayable(str(errors[0].get("msg", "invalid")))
+    return f"{where}: {message}" if where else message

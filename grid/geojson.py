@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,36 @@ def read_geometry(path_or_text: Source, *, crs: Crs | str) -> Polygonal:
     return _required(doc, crs, "GeoJSON geometry")
 
 
+@dataclass(frozen=True)
+class ScannedFeature:
+    """One feature of a file: its properties and WGS-84 geometry, or why it has none."""
+
+    index: int
+    properties: dict[str, Any]
+    geometry: Polygonal | None
+    problem: str = ""  # "feature 3: geometry is null"; empty when the geometry is usable
+
+
 def read_features(
     path_or_text: Source, *, crs: Crs | str
 ) -> list[tuple[dict[str, Any], Polygonal]]:
     """Each feature's properties and WGS-84 geometry, in file order; every one must have area."""
+    out: list[tuple[dict[str, Any], Polygonal]] = []
+    for feature in scan_features(path_or_text, crs=crs):
+        if feature.geometry is None:
+            raise ValueError(feature.problem)
+        out.append((feature.properties, feature.geometry))
+    return out
+
+
+def scan_features(
+    path_or_text: Source, *, crs: Crs | str, strict: bool = False
+) -> list[ScannedFeature]:
+    """Every feature in file order, a bad one carrying its problem instead of a geometry.
+
+    ValueError only when the document as a whole is not GeoJSON. `strict`: a self-intersecting
+    or otherwise invalid geometry is a problem (named with its reason) instead of being repaired.
+    """
     doc = _load(path_or_text)
     crs = _crs(crs)
     if doc.get("type") == "FeatureCollection":
@@ -64,18 +91,25 @@ def read_features(
     elif doc.get("type") == "Feature":
         items = [(0, doc)]
     else:
-        return [({}, _required(doc, crs, "GeoJSON geometry"))]
-    out: list[tuple[dict[str, Any], Polygonal]] = []
+        items = [(0, {"type": "Feature", "properties": {}, "geometry": doc})]
+    out: list[ScannedFeature] = []
     for i, feature in items:
         props = feature.get("properties")
         if props is None:
             props = {}
         if not isinstance(props, dict):
-            raise ValueError(f"feature {i}: properties must be an object or null")
+            out.append(ScannedFeature(i, {}, None, f"feature {i}: properties must be an object"))
+            continue
         raw = feature.get("geometry")
         if raw is None:
-            raise ValueError(f"feature {i}: geometry is null")
-        out.append((props, _required(raw, crs, f"feature {i}")))
+            out.append(ScannedFeature(i, props, None, f"feature {i}: geometry is null"))
+            continue
+        try:
+            geom = _required(raw, crs, f"feature {i}", strict=strict)
+        except ValueError as exc:
+            out.append(ScannedFeature(i, props, None, str(exc)))
+            continue
+        out.append(ScannedFeature(i, props, geom))
     return out
 
 
@@ -128,18 +162,21 @@ def _feature_geometry(feature: dict[str, Any], index: int | None, crs: Crs) -> P
     return _geometry(raw, crs, where)[0]
 
 
-def _required(raw: Any, crs: Crs, where: str) -> Polygonal:
+def _required(raw: Any, crs: Crs, where: str, *, strict: bool = False) -> Polygonal:
     """Like _geometry, but a geometry without polygonal area is an error too."""
-    geom, why = _geometry(raw, crs, where)
+    geom, why = _geometry(raw, crs, where, strict=strict)
     if geom is None:
         raise ValueError(f"{where} {why}")
     return geom
 
 
-def _geometry(raw: Any, crs: Crs, where: str) -> tuple[Polygonal | None, str]:
+def _geometry(
+    raw: Any, crs: Crs, where: str, *, strict: bool = False
+) -> tuple[Polygonal | None, str]:
     """Build, range-check, convert to WGS-84 and repair one GeoJSON geometry object.
 
-    Malformed input raises ValueError; a well-formed geometry without area gives (None, why).
+    Malformed input raises ValueError (so does invalid input when `strict`); a well-formed
+    geometry without area gives (None, why).
     """
     if not isinstance(raw, dict) or raw.get("type") not in _GEOMETRY_TYPES:
         kind = raw.get("type") if isinstance(raw, dict) else type(raw).__name__
@@ -159,9 +196,11 @@ def _geometry(raw: Any, crs: Crs, where: str) -> tuple[Polygonal | None, str]:
             f"{where}: coordinates are not longitude/latitude degrees "
             "(projected data must be reprojected to WGS-84 first)"
         )
+    if strict and not shapely.is_valid(geom):
+        raise ValueError(f"{where}: invalid geometry ({shapely.is_valid_reason(geom)})")
     if crs is Crs.GCJ02:
         geom = shapely.transform(geom, _gcj02_to_wgs84_xy)
-    part = polygonal_part(shapely.make_valid(geom))
+    part = polygonal_part(geom if shapely.is_valid(geom) else shapely.make_valid(geom))
     if part is None:
         return None, f"has no polygonal area ({raw['type']})"
     return part, ""

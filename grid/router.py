@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
+from app.text import Identifier
 from grid import service as grid_service
 from grid.models import AreaLevel
 
@@ -35,9 +36,9 @@ def locate(
     runtime: RuntimeDep,
     session: SessionDep,
     actor: ActorDep,
-    lat: Annotated[str | None, Query()] = None,
-    lng: Annotated[str | None, Query()] = None,
-    crs: Annotated[str, Query(max_length=32)] = "wgs84",
+    lat: Annotated[Identifier | None, Query(max_length=32)] = None,
+    lng: Annotated[Identifier | None, Query(max_length=32)] = None,
+    crs: Annotated[Identifier, Query(max_length=32)] = "wgs84",
 ) -> LocateOut:
     """The micro-grid of a point (WGS-84 or GCJ-02), with its path and the rule that placed it."""
     point = grid_service.check_point(lat, lng, crs)

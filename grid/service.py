@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,9 +16,12 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.errors import NotFound, ValidationFailed
+from app.errors import ImportRefused, NotFound, ValidationFailed
 from app.revisioned import RevisionedCache
+from app.text import no_controls
+from grid.consistency import check_hierarchy
 from grid.coords import Crs, parse_crs, to_wgs84
+from grid.geojson import Source, scan_features
 from grid.index import GridIndex, GridShape, Placement
 from grid.models import CODE_LENGTH, Area, AreaLevel, GridRevision
 
@@ -149,10 +153,132 @@ class AreaIn:
     geometry: BaseGeometry
 
 
-def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) -> dict[str, int]:
-    """Insert or replace areas by code (retiring nothing), then bump the grid revision."""
-    created = updated = 0
+_CODE = re.compile(r"[0-9]+")
+_NAME_MAX = 100  # Area.name
+_CHUNK = 500  # codes per IN (...) lookup
+
+
+def import_geojson(
+    session: Session, source: Source, *, crs: Crs | str, now: datetime, tolerance_m2: float
+) -> dict[str, int]:
+    """Validate a whole GeoJSON file of areas against the stored hierarchy, then upsert it.
+
+    Features need `code` (6/9/12/15 digits: district, town, village, grid) and `name`. Any
+    problem (unreadable or invalid geometry, bad or duplicate code, orphan, overlap, gap, area
+    outside its parent) refuses the whole file with every problem named; nothing is stored.
+    """
+    try:
+        features = scan_features(source, crs=crs, strict=True)
+    except ValueError as exc:
+        raise ValidationFailed(f"invalid GeoJSON: {exc}", code="invalid_geojson") from None
+    problems: list[str] = []
+    items: list[AreaIn] = []
+    unusable: set[str] = set()
+    for feature in features:
+        raw_code = feature.properties.get("code")
+        code = "" if raw_code is None else str(raw_code).strip()
+        raw_name = feature.properties.get("name")
+        name = code if raw_name is None or not str(raw_name).strip() else str(raw_name).strip()
+        where = f"feature {feature.index}" + (f" ({code})" if code else "")
+        if not code:
+            problems.append(f"feature {feature.index}: no `code` property")
+        if feature.geometry is None:
+            problems.append(feature.problem.replace(f"feature {feature.index}", where, 1))
+            if code:
+                unusable.add(code)
+            continue
+        if code:
+            items.append(AreaIn(code=code, name=name, geometry=feature.geometry))
+    return _import(
+        session, items, now=now, tolerance_m2=tolerance_m2, known=problems, unusable=unusable
+    )
+
+
+def import_areas(
+    session: Session, areas: Sequence[AreaIn], *, now: datetime, tolerance_m2: float
+) -> dict[str, int]:
+    """Validate areas as a whole against the stored hierarchy, then upsert them (or refuse)."""
+    return _import(session, areas, now=now, tolerance_m2=tolerance_m2, known=[], unusable=set())
+
+
+def _import(
+    session: Session,
+    areas: Sequence[AreaIn],
+    *,
+    now: datetime,
+    tolerance_m2: float,
+    known: list[str],
+    unusable: set[str],
+) -> dict[str, int]:
+    # One import at a time (PostgreSQL; SQLite writers are serialised already): two imports
+    # validated side by side could each be sound and overlap together.
+    session.execute(select(col(GridRevision.id)).where(col(GridRevision.id) == 1).with_for_update())
+    problems = list(known)
+    problems += _item_problems(areas)
+    good = {a.code: a.geometry for a in areas if _code_problem(a.code) is None}
+    rows = session.execute(
+        select(col(Area.code), col(Area.geom)).where(col(Area.active).is_(True))
+    ).all()
+    stored: dict[str, BaseGeometry] = {code: geom for code, geom in rows}  # noqa: C416
+    problems += check_hierarchy(
+        good,
+        stored,
+        tolerance_m2=tolerance_m2,
+        also_in_file=unusable | {a.code for a in areas},
+    )
+    if problems:
+        raise ImportRefused("grid import", problems, code="invalid_grids")
+    return upsert_areas(session, areas, now=now)
+
+
+def _code_problem(code: str) -> str | None:
+    if not _CODE.fullmatch(code):
+        return f"code {code!r} is not a string of digits"
+    if len(code) not in (6, 9, 12, 15):
+        return (
+            f"code {code} has {len(code)} digits; it must have 6 (district), 9 (town), "
+            "12 (village) or 15 (grid)"
+        )
+    return None
+
+
+def _item_problems(areas: Sequence[AreaIn]) -> list[str]:
+    """Per-area defects: code format, duplicate codes, names that cannot be stored."""
+    problems: list[str] = []
+    seen: dict[str, int] = {}
     for item in areas:
+        seen[item.code] = seen.get(item.code, 0) + 1
+        bad = _code_problem(item.code)
+        if bad is not None:
+            problems.append(bad)
+        if len(item.name) > _NAME_MAX:
+            problems.append(f"{item.code}: name longer than {_NAME_MAX} characters")
+        else:
+            try:
+                no_controls(item.name)
+            except ValueError:
+                problems.append(f"{item.code}: name contains control characters")
+    for code, count in seen.items():
+        if count > 1:
+            problems.append(f"{code}: appears {count} times in the file")
+    return problems
+
+
+def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) -> dict[str, int]:
+    """Insert or replace areas by code (retiring nothing), then bump the grid revision.
+
+    Writes without the hierarchy checks: for trusted data (the demo); files go through
+    `import_geojson` / `import_areas`.
+    """
+    items = list(areas)
+    existing: dict[str, Area] = {}
+    codes = list({a.code for a in items})
+    for i in range(0, len(codes), _CHUNK):
+        chunk = codes[i : i + _CHUNK]
+        for row in session.execute(select(Area).where(col(Area.code).in_(chunk))).scalars():
+            existing[row.code] = row
+    created = updated = 0
+    for item in items:
         if not item.code.isdigit():
             raise ValidationFailed(f"area code {item.code!r} is not numeric", code="invalid_area")
         try:
@@ -165,25 +291,25 @@ def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) ->
             )
         geom = shapely.make_valid(item.geometry) if not item.geometry.is_valid else item.geometry
         parent = None if level is AreaLevel.DISTRICT else item.code[: CODE_LENGTH[level] - 3]
-        existing = session.execute(select(Area).where(col(Area.code) == item.code)).scalar()
-        if existing is None:
-            session.add(
-                Area(
-                    code=item.code,
-                    name=item.name,
-                    level=level,
-                    parent_code=parent,
-                    geom=geom,
-                    created_at=now,
-                    updated_at=now,
-                )
+        row = existing.get(item.code)
+        if row is None:
+            row = Area(
+                code=item.code,
+                name=item.name,
+                level=level,
+                parent_code=parent,
+                geom=geom,
+                created_at=now,
+                updated_at=now,
             )
+            session.add(row)
+            existing[item.code] = row
             created += 1
         else:
-            existing.name = item.name
-            existing.geom = geom
-            existing.active = True
-            existing.updated_at = now
+            row.name = item.name
+            row.geom = geom
+            row.active = True
+            row.updated_at = now
             updated += 1
     session.flush()
     bump_revision(session, now=now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from app.db import make_engine
+from app.db import make_engine, unbounded
 from app.migrate import include_object
 from app.schema import metadata
 
@@ -28,7 +28,9 @@ connection = config.attributes.get("connection")
 if connection is not None:
     run_migrations(connection)
 else:
+    # One transaction, as `app.migrate.upgrade` runs it: on SQLite a connection holds the
+    # process's write slot until it goes back to the pool, so a second BEGIN on it would wait.
     engine = make_engine(config.get_main_option("sqlalchemy.url") or None)
-    with engine.connect() as conn:
+    with engine.begin() as conn, unbounded(conn):
         run_migrations(conn)
     engine.dispose()

@@ -8,12 +8,13 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app.deps import ActorDep, RuntimeDep
+from app.text import CleanText
 
 router = APIRouter(prefix="/v1/taxonomy", tags=["taxonomy"])
 
 
 class ClassifyIn(BaseModel):
-    text: str = Field(max_length=20_000)
+    text: CleanText = Field(max_length=20_000)
     limit: int = Field(default=5, ge=1, le=50)
 
 

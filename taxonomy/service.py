@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.errors import ValidationFailed
+from app.errors import ImportRefused
 from app.revisioned import RevisionedCache
 from taxonomy.catalogue import Catalogue, load_default_catalogue, parse_catalogue
 from taxonomy.classifier import Candidate, Classifier
@@ -57,26 +57,71 @@ def import_catalogue(
     *,
     now: datetime,
     known_departments: set[str],
+    cases_in_use: Mapping[tuple[str, str], int],
     note: str = "",
 ) -> Catalogue:
-    """Validate a whole catalogue and store it as the new revision (all or nothing)."""
+    """Validate a whole catalogue and store it as the new revision (all or nothing).
+
+    `cases_in_use`: open cases by (category code, subcategory code); a catalogue that drops a
+    code some open case still carries is refused, naming the codes and how many cases.
+    """
     try:
         catalogue = parse_catalogue(data)
     except (ValueError, ValidationError) as exc:
-        raise ValidationFailed(f"invalid catalogue: {exc}", code="invalid_catalogue") from None
-    unknown = sorted(
-        {s.department_code for _, s in catalogue.iter_subcategories()} - known_departments
-    )
-    if unknown:
-        raise ValidationFailed(
-            "invalid catalogue: unknown department codes " + ", ".join(unknown),
-            code="invalid_catalogue",
+        lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+        raise ImportRefused(
+            "catalogue import", lines or [str(exc)], code="invalid_catalogue"
+        ) from None
+    problems = [
+        f"unknown department code {code}"
+        for code in sorted(
+            {s.department_code for _, s in catalogue.iter_subcategories()} - known_departments
         )
+    ]
+    problems += dropped_in_use(load_taxonomy(session).catalogue, catalogue, cases_in_use)
+    if problems:
+        raise ImportRefused("catalogue import", problems, code="invalid_catalogue")
     session.add(
         CatalogueRevision(data=catalogue.model_dump(mode="json"), note=note, created_at=now)
     )
     session.flush()
     return catalogue
+
+
+def dropped_in_use(
+    current: Catalogue, new: Catalogue, cases_in_use: Mapping[tuple[str, str], int]
+) -> list[str]:
+    """Categories and subcategories that `new` drops although open cases still use them."""
+    by_category: dict[str, dict[str, int]] = {}
+    for (cat_code, sub_code), count in cases_in_use.items():
+        if count > 0:
+            by_category.setdefault(cat_code, {})[sub_code] = count
+    problems = []
+    for cat_code, subs in sorted(by_category.items()):
+        if new.category(cat_code) is None:
+            total = sum(subs.values())
+            cat = current.category(cat_code)
+            problems.append(
+                f"category {cat_code}{_label(cat.name if cat else None)} is dropped but still "
+                f"used by {_cases(total)} (subcategories {', '.join(sorted(subs))})"
+            )
+            continue
+        for sub_code, count in sorted(subs.items()):
+            if new.subcategory(sub_code) is None:
+                sub = current.subcategory(sub_code)
+                problems.append(
+                    f"subcategory {sub_code}{_label(sub.name if sub else None)} is dropped but "
+                    f"still used by {_cases(count)}"
+                )
+    return problems
+
+
+def _label(name: str | None) -> str:
+    return f" ({name})" if name else ""
+
+
+def _cases(count: int) -> str:
+    return "1 open case" if count == 1 else f"{count} open cases"
 
 
 def classify_within(

@@ -31,7 +31,8 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "GRIDGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REQUIRE_POSTGIS = os.environ.get("GRIDGOV_REQUIRE_POSTGIS") == "1"
-SECRET = "test-secret-key"
+# A proper key (≥ 32 random-looking bytes): create_app refuses short or default ones.
+SECRET = "gridgov-tests-7c1f9e4a2b8d5063-key-for-tests-only"
 
 
 @dataclass

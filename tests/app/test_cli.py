@@ -18,7 +18,7 @@ from app.db import make_engine
 from app.main import create_app
 from app.settings import Settings
 
-SECRET = "cli-test-secret"
+SECRET = "gridgov-cli-tests-3e9a0c5d7f21b846-not-a-real-key"
 
 
 @pytest.fixture

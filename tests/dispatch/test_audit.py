@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
@@ -253,3 +253,162 @@ def test_verifying_with_another_key_flags_every_row() -> None:
 def test_chain_built_with_another_key_does_not_verify() -> None:
     forged = build_chain(key="guessed-key")
     assert check(forged, head=forged[-1].hash, count=len(forged))
+
+
+# --- State digests, the global chain and checkpoints (migration 0003) ---
+
+from types import SimpleNamespace  # noqa: E402
+
+from shapely.geometry import Point  # noqa: E402
+
+from dispatch.audit import (  # noqa: E402
+    AUDITED_FIELDS,
+    LinkChecker,
+    LogHead,
+    checkpoint_token,
+    legacy_anchor,
+    link_digest,
+    read_checkpoint,
+    state_digest,
+)
+
+
+def _case_state(**changes: Any) -> SimpleNamespace:
+    values: dict[str, Any] = dict.fromkeys(AUDITED_FIELDS)
+    values.update(
+        case_no="20261124000042",
+        status="dispatched",
+        lat=23.0,
+        lng=113.1,
+        location=Point(113.1, 23.0),
+        department_code="CGJ",
+        due_at=T0,
+        escalation_level=0,
+    )
+    values.update(changes)
+    return SimpleNamespace(**values)
+
+
+STATE_CHANGES: dict[str, Any] = {
+    "status": "closed",
+    "department_code": "ZJJ",
+    "due_at": T0 + timedelta(microseconds=1),
+    "lat": 23.0000001,
+    "location": Point(113.1, 23.1),
+    "escalation_level": 1,
+    "description": "改过的描述",
+}
+
+
+@pytest.mark.parametrize("field_name", sorted(STATE_CHANGES))
+def test_state_digest_changes_with_each_audited_field(field_name: str) -> None:
+    assert state_digest(_case_state()) != state_digest(
+        _case_state(**{field_name: STATE_CHANGES[field_name]})
+    )
+
+
+def test_state_digest_ignores_bookkeeping_and_representation() -> None:
+    base = _case_state()
+    again = _case_state(
+        due_at=T0.astimezone(timezone(timedelta(hours=8))), lat=23, escalation_level=0
+    )
+    again.next_check_at, again.updated_at, again.version = T0, T0, 9
+    assert state_digest(again) == state_digest(base)
+
+
+def test_a_row_with_a_state_digest_verifies_and_binds_the_state() -> None:
+    step = {**STEPS[0], "state_hash": state_digest(_case_state())}
+    digest = row_digest(key=KEY, prev_hash=GENESIS, case_id=CASE_ID, seq=1, at=T0, **step)
+    row = Row(case_id=CASE_ID, seq=1, at=T0, hash=digest, **STEPS[0])
+    linked = SimpleNamespace(**{**row.__dict__, "state_hash": step["state_hash"]})
+    ok = verify_chain(
+        key=KEY, case_id=CASE_ID, head=digest, count=1, rows=[linked], state=step["state_hash"]
+    )
+    assert ok == []
+    edited = state_digest(_case_state(status="closed"))
+    problems = verify_chain(
+        key=KEY, case_id=CASE_ID, head=digest, count=1, rows=[linked], state=edited
+    )
+    assert [p.problem.startswith("case row disagrees") for p in problems] == [True]
+
+
+def _linked_log(case_ids: list[int], anchor: str = GENESIS) -> list[SimpleNamespace]:
+    rows, prev, prev_case = [], anchor, None
+    for gseq, case_id in enumerate(case_ids, start=1):
+        row_hash = f"{gseq:064x}"
+        ghash = link_digest(
+            key=KEY, gprev_hash=prev, gseq=gseq, prev_case_id=prev_case, row_hash=row_hash
+        )
+        rows.append(
+            SimpleNamespace(
+                case_id=case_id,
+                seq=gseq,
+                gseq=gseq,
+                gprev_hash=prev,
+                prev_case_id=prev_case,
+                hash=row_hash,
+                ghash=ghash,
+            )
+        )
+        prev, prev_case = ghash, case_id
+    return rows
+
+
+def _check_log(
+    rows: list[SimpleNamespace], head: LogHead | None, checkpoint: tuple[int, str] | None = None
+) -> list[ChainProblem]:
+    checker = LinkChecker(key=KEY, anchor=GENESIS, checkpoint=checkpoint)
+    for row in rows:
+        checker.feed(row)
+    return checker.finish(head)
+
+
+LOG = _linked_log([1, 2, 3, 2, 1])
+LOG_HEAD = LogHead(5, LOG[-1].ghash, 1)
+
+
+def test_an_intact_global_log_has_no_problems() -> None:
+    assert _check_log(LOG, LOG_HEAD, checkpoint=(3, LOG[2].ghash)) == []
+
+
+def test_a_removed_row_is_named_by_the_case_it_belonged_to() -> None:
+    problems = _check_log(LOG[:2] + LOG[3:], LOG_HEAD)
+    assert [(p.case_id, p.problem.split(" (")[0]) for p in problems] == [
+        (3, "log rows gseq 3 are missing")
+    ]
+
+
+def test_rows_cut_off_the_end_are_named_by_the_head() -> None:
+    problems = _check_log(LOG[:4], LOG_HEAD)
+    assert [p.case_id for p in problems] == [1]
+    assert "cut off the end" in problems[0].problem
+
+
+def test_a_checkpoint_past_the_end_shows_a_cut_back_log() -> None:
+    rest = LOG[:3]
+    problems = _check_log(rest, LogHead(3, rest[-1].ghash, 3), checkpoint=(4, LOG[3].ghash))
+    assert [p.problem.split(":")[0] for p in problems] == ["the log was cut back"]
+
+
+def test_a_changed_global_link_is_caught() -> None:
+    rows = list(LOG)
+    rows[1] = SimpleNamespace(**{**rows[1].__dict__, "prev_case_id": 3})
+    assert [p.case_id for p in _check_log(rows, LOG_HEAD)] == [2, 2]
+
+
+def test_checkpoints_round_trip_and_refuse_forgeries() -> None:
+    token = checkpoint_token(key=KEY, gseq=5, ghash=LOG[-1].ghash)
+    assert read_checkpoint(token, key=KEY) == (5, LOG[-1].ghash)
+    gseq, ghash, mac = token.split(":")
+    for forged in (f"6:{ghash}:{mac}", f"{gseq}:{'1' * 64}:{mac}", f"{gseq}:{ghash}", "x"):
+        with pytest.raises(ValueError, match="checkpoint"):
+            read_checkpoint(forged, key=KEY)
+    with pytest.raises(ValueError, match="signature"):
+        read_checkpoint(token, key="another-key")
+
+
+def test_legacy_anchor_is_genesis_without_legacy_rows_and_depends_on_each_case() -> None:
+    assert legacy_anchor([]) == GENESIS
+    one = legacy_anchor([(1, 2, "a" * 64), (2, 1, "b" * 64)])
+    assert one != legacy_anchor([(1, 2, "a" * 64)])
+    assert one != legacy_anchor([(1, 1, "a" * 64), (2, 1, "b" * 64)])

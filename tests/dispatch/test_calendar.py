@@ -1,10 +1,12 @@
 """Working time (dispatch.calendar): office hours, China's holidays and 调休, admin overrides.
 
-Holiday facts come from the chinese-calendar package at test time, never from guesses here.
+Holiday facts of published years come from the chinese-calendar package at test time; those of
+later years from the statutory rule, checked against known lunar dates.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dispatch.calendar import WorkCalendar, parse_office_hours
+from dispatch.calendar import CalendarDay, DaySource, WorkCalendar, parse_office_hours
+from dispatch.holidays import rule_rest_days, statutory_days
 from taxonomy.catalogue import TimeUnit
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -302,7 +305,9 @@ def test_override_beats_package_holiday_and_tiaoxiu() -> None:
     assert not calendar.is_workday(tiaoxiu)
 
 
-# --- years the package does not know ------------------------------------------------------------
+# --- years the package does not know: statutory holidays by rule -------------------------------
+
+STATUTORY_DAYS_PER_YEAR = 13  # 元旦 1, 春节 4, 清明 1, 劳动节 2, 端午 1, 中秋 1, 国庆 3
 
 
 def test_package_has_no_2027_data() -> None:
@@ -310,20 +315,154 @@ def test_package_has_no_2027_data() -> None:
         chinese_calendar.is_workday(date(2027, 1, 4))
 
 
-def test_unknown_year_falls_back_to_monday_to_friday() -> None:
+@pytest.mark.parametrize(
+    "day", [date(2027, 1, 1), date(2027, 2, 5), date(2027, 2, 8), date(2027, 10, 1)], ids=str
+)
+def test_2027_statutory_holidays_are_rest_days_by_rule(day: date) -> None:
+    assert day.weekday() < 5  # weekdays: only the rule makes them rest days
+    assert CALENDAR.day(day) == CalendarDay(day, False, DaySource.RULE, rule_rest_days(2027)[day])
+    assert not CALENDAR.is_workday(day)
+
+
+@pytest.mark.parametrize(
+    ("year", "name", "expected"),
+    [
+        (2027, "春节", [date(2027, 2, 5), date(2027, 2, 6), date(2027, 2, 7), date(2027, 2, 8)]),
+        (
+            2028,
+            "春节",
+            [date(2028, 1, 25), date(2028, 1, 26), date(2028, 1, 27), date(2028, 1, 28)],
+        ),
+        (2027, "清明节", [date(2027, 4, 5)]),
+        (2028, "清明节", [date(2028, 4, 4)]),
+        (2027, "端午节", [date(2027, 6, 9)]),
+        (2028, "端午节", [date(2028, 5, 28)]),
+        (2027, "中秋节", [date(2027, 9, 15)]),
+        (2028, "中秋节", [date(2028, 10, 3)]),
+    ],
+)
+def test_lunar_holidays_fall_on_their_known_dates(
+    year: int, name: str, expected: list[date]
+) -> None:
+    """除夕 to 初三 (正月初一: 2027-02-06, 2028-01-26), 清明, 五月初五, 八月十五."""
+    assert [d for d, n in statutory_days(year) if n == name] == expected
+
+
+@pytest.mark.parametrize("year", [2025, 2026])
+def test_rule_rest_days_are_rest_days_in_the_published_schedules(year: int) -> None:
+    """The rule in force since 2025 gives no rest day that the State Council did not give."""
+    rule = rule_rest_days(year)
+    assert len(rule) >= STATUTORY_DAYS_PER_YEAR
+    assert [d for d in rule if package_workday(d)] == []
+
+
+def test_statutory_day_on_a_weekend_gives_the_next_free_weekday_off() -> None:
+    """补假 (article 6): 2027's 劳动节 is Sat-Sun, 春节 and 国庆 each have a weekend in them."""
+    rule = rule_rest_days(2027)
+    assert [rule.get(date(2027, 5, d)) for d in range(1, 6)] == [
+        "劳动节",
+        "劳动节",
+        "劳动节补假",
+        "劳动节补假",
+        None,
+    ]
+    assert [d.day for d in rule if d.month == 2] == [5, 6, 7, 8, 9, 10]
+    assert [d.day for d in rule if d.month == 10] == [1, 2, 3, 4, 5]
+    for day in (date(2027, 2, 9), date(2027, 2, 10), date(2027, 5, 3), date(2027, 10, 5)):
+        assert CALENDAR.day(day).source is DaySource.RULE
+    assert CALENDAR.day(date(2027, 2, 11)) == CalendarDay(
+        date(2027, 2, 11), True, DaySource.WEEKDAY
+    )
+
+
+def test_two_holidays_on_one_day_give_two_days_off() -> None:
+    """2028: 中秋 is 3 October, a 国庆 day; 1 October is a Sunday."""
+    rule = rule_rest_days(2028)
+    assert rule[date(2028, 10, 3)] == "中秋节、国庆节"
+    assert [d.day for d in rule if d.month == 10] == [1, 2, 3, 4, 5]
+    assert CALENDAR.is_workday(date(2028, 10, 6))
+
+
+@settings(max_examples=60, deadline=None)
+@given(year=st.integers(min_value=2027, max_value=2099))
+def test_every_statutory_day_gives_exactly_one_weekday_off(year: int) -> None:
+    rule = rule_rest_days(year)
+    assert {d for d, _ in statutory_days(year)} <= set(rule)
+    assert sum(d.weekday() < 5 for d in rule) == STATUTORY_DAYS_PER_YEAR
+    assert all(d.year == year for d in rule)
+
+
+def test_ordinary_days_of_an_unpublished_year_are_weekday_or_weekend() -> None:
     week = [date(2027, 3, 1) + timedelta(days=n) for n in range(7)]  # Monday to Sunday
+    assert [CALENDAR.day(d).source for d in week] == [DaySource.WEEKDAY] * 5 + [
+        DaySource.WEEKEND
+    ] * 2
     assert [CALENDAR.is_workday(d) for d in week] == [True] * 5 + [False] * 2
-    assert CALENDAR.is_workday(date(2027, 1, 1))  # a Friday: no holiday data yet
+
+
+def test_dates_of_a_published_year_keep_source_official() -> None:
+    spring = holiday_days("Spring Festival", 2026)[0]
+    assert CALENDAR.day(spring).source is DaySource.OFFICIAL
+    assert not CALENDAR.day(spring).workday
+    assert CALENDAR.day(TIAOXIU_2026[0]).source is DaySource.OFFICIAL
+    assert CALENDAR.day(TIAOXIU_2026[0]).workday
+    assert CALENDAR.day(TUESDAY) == CalendarDay(TUESDAY, True, DaySource.WEEKDAY)
+    assert CALENDAR.day(SUNDAY) == CalendarDay(SUNDAY, False, DaySource.WEEKEND)
+    assert CALENDAR.unpublished_years(date(2026, 1, 1), date(2026, 12, 31)) == []
+
+
+def test_override_wins_over_rule_and_schedule_and_says_override() -> None:
+    national_day = holiday_days("National Day", 2026)[0]
+    calendar = WorkCalendar(
+        CALENDAR.office_hours,
+        overrides={date(2027, 1, 1): True, national_day: True, TUESDAY: False},
+        notes={TUESDAY: "台风停工"},
+    )
+    assert calendar.day(date(2027, 1, 1)) == CalendarDay(date(2027, 1, 1), True, DaySource.OVERRIDE)
+    assert calendar.day(national_day).source is DaySource.OVERRIDE
+    assert calendar.day(TUESDAY) == CalendarDay(TUESDAY, False, DaySource.OVERRIDE, "台风停工")
+
+
+def test_imported_schedule_replaces_the_rule_for_its_year() -> None:
+    calendar = WorkCalendar(
+        CALENDAR.office_hours,
+        official={date(2027, 1, 1): False, date(2027, 2, 20): True},
+        published_years=frozenset({2027}),
+    )
+    assert calendar.day(date(2027, 1, 1)).source is DaySource.OFFICIAL
+    assert calendar.day(date(2027, 2, 20)) == CalendarDay(
+        date(2027, 2, 20), True, DaySource.OFFICIAL
+    )
+    # A make-up day of the rule is an ordinary weekday once the real notice is in.
+    assert calendar.day(date(2027, 2, 9)) == CalendarDay(date(2027, 2, 9), True, DaySource.WEEKDAY)
+    assert calendar.unpublished_years(date(2026, 12, 1), date(2027, 12, 31)) == []
+    assert CALENDAR.unpublished_years(date(2026, 12, 1), date(2028, 1, 5)) == [2027, 2028]
+
+
+def test_unpublished_year_is_logged_once_per_process(caplog: pytest.LogCaptureFixture) -> None:
+    year = 2031  # no other test resolves its dates
+    with caplog.at_level(logging.WARNING, logger="gridgov.calendar"):
+        for n in range(40):
+            CALENDAR.is_workday(date(year, 1, 1) + timedelta(days=n))
+    warnings = [r for r in caplog.records if str(year) in r.getMessage()]
+    assert len(warnings) == 1
+    assert "no published holiday schedule" in warnings[0].getMessage()
+
+
+def test_deadline_from_2026_12_31_skips_new_year_2027_and_the_weekend() -> None:
+    start = local(date(2026, 12, 31), 17)  # Thursday; 2027-01-01 is a Friday
+    assert package_workday(date(2026, 12, 31))
+    assert CALENDAR.add(start, 1, TimeUnit.WORKING_HOURS) == local(date(2027, 1, 4), 9)
+    assert CALENDAR.add(start, 1, TimeUnit.WORKING_DAYS) == local(date(2027, 1, 4), 17)
 
 
 def test_override_applies_in_a_year_the_package_does_not_know() -> None:
-    new_year = date(2027, 1, 1)  # Friday
-    assert package_workday(date(2026, 12, 31))
-    start = local(date(2026, 12, 31), 17)
-    assert CALENDAR.add(start, 1, TimeUnit.WORKING_HOURS) == local(new_year, 9)
-    calendar = WorkCalendar(CALENDAR.office_hours, overrides={new_year: False})
-    assert not calendar.is_workday(new_year)
-    assert calendar.add(start, 1, TimeUnit.WORKING_HOURS) == local(date(2027, 1, 4), 9)
+    wednesday = date(2027, 3, 3)
+    start = local(date(2027, 3, 2), 17)
+    assert CALENDAR.add(start, 1, TimeUnit.WORKING_HOURS) == local(wednesday, 9)
+    calendar = WorkCalendar(CALENDAR.office_hours, overrides={wednesday: False})
+    assert not calendar.is_workday(wednesday)
+    assert calendar.add(start, 1, TimeUnit.WORKING_HOURS) == local(date(2027, 3, 4), 9)
 
 
 # --- measuring elapsed working time -------------------------------------------------------------
@@ -347,7 +486,7 @@ def test_working_seconds_between_is_negative_when_end_precedes_start() -> None:
 
 START = st.datetimes(
     min_value=datetime(2025, 1, 1),
-    max_value=datetime(2026, 12, 31, 23, 59),
+    max_value=datetime(2027, 12, 31, 23, 59),  # 2027: holidays by rule
     timezones=st.just(UTC),
 )
 

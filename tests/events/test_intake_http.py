@@ -295,7 +295,11 @@ def test_token_signed_with_another_key_is_401(api: Api, demo_points: Any) -> Non
     from app.security import issue_token
 
     forged = issue_token(
-        secret="not-the-key", user_id=1, token_version=0, now=api.clock.now, ttl=3600
+        secret="not-the-key-but-long-enough-for-hs256-0123456789",
+        user_id=1,
+        token_version=0,
+        now=api.clock.now,
+        ttl=3600,
     )
     res = api.client.post(
         "/v1/reports", json=_body(demo_points), headers={"Authorization": f"Bearer {forged}"}
