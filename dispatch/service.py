@@ -287,7 +287,8 @@ def _link_pending(session: SASession) -> None:
     """Write the queued history rows, linked into the global chain, in one step at commit.
 
     The `audit_head` row is locked (PostgreSQL; SQLite writers are serialised already) only
-    from here to the end of the commit: one SELECT … FOR UPDATE, one INSERT, one UPDATE.
+    from here to the end of the commit: one SELECT … FOR UPDATE, then the rows and the new head
+    (one statement on PostgreSQL).
     """
     if session.in_nested_transaction():
         return  # a savepoint: its rows wait for the real commit
@@ -310,8 +311,19 @@ def _link_pending(session: SASession) -> None:
         )
         row.update(gseq=gseq, gprev_hash=prev, prev_case_id=prev_case, ghash=ghash)
         prev, prev_case = ghash, row["case_id"]
-    conn.execute(_HISTORY_INSERT, rows)
-    conn.execute(_HEAD_MOVE, {"new_gseq": gseq, "new_hash": prev, "new_case_id": prev_case})
+    if conn.dialect.name == "postgresql":
+        # One round trip while the head is locked: the head moves in a data-modifying CTE of
+        # the history INSERT (PostgreSQL runs it whether or not the INSERT refers to it).
+        move = (
+            update(_HEAD)
+            .where(_HEAD.c.id == 1)
+            .values(gseq=gseq, hash=prev, case_id=prev_case)
+            .cte("head_move")
+        )
+        conn.execute(insert(_HISTORY).values(rows).add_cte(move))
+    else:
+        conn.execute(_HISTORY_INSERT, rows)
+        conn.execute(_HEAD_MOVE, {"new_gseq": gseq, "new_hash": prev, "new_case_id": prev_case})
     pending.clear()
 
 

@@ -1,16 +1,13 @@
 """Schemathesis against the OpenAPI schema: no 5xx, and every answer matches what the schema says.
 
 Generated requests (valid ones and ones that break the schema) go to every operation as a
-dispatcher and as a grid worker, on a database of its own per backend (they file reports and act
+dispatcher and as a grid worker, on a database of its own (they file reports and act
 on cases).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,12 +23,9 @@ from schemathesis.checks import (
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.db import make_engine
-from app.main import create_app
 from app.models import User
 from app.security import issue_token
-from app.settings import Settings
-from tests.conftest import SECRET, _drop_postgis, _postgis_url, _seed
+from tests.conftest import SECRET, OwnApp
 
 CHECKS = [
     not_a_server_error,
@@ -55,41 +49,18 @@ VALID: dict[str, dict[str, Any]] = {
     },
     "GET /v1/grids/locate": {"query": {"lat": "23.009244", "lng": "113.126964", "crs": "gcj02"}},
 }
-NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 
 
-def _clock() -> datetime:
-    return NOW
-
-
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]
-)
-def fuzz_app(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Any]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{Path(tmp_path_factory.mktemp('fuzz')) / 'gridgov.db'}"
-    else:
-        url = _postgis_url()
-    engine = make_engine(url)
-    try:
-        _seed(engine)
-        app = create_app(
-            settings=Settings(database_url=url, secret_key=SECRET, grid_refresh_seconds=0.0),
-            engine=engine,
-            clock=_clock,
-        )
-        with Session(engine) as session:
-            users = session.execute(
-                select(User).where(col(User.username).in_(["dispatcher", "gw440604011001001"]))
-            ).scalars()
-            app.state.fuzz_users = [(u.id, u.token_version) for u in users]
-        yield app
-    finally:
-        engine.dispose()
-        if request.param == "postgis":
-            _drop_postgis(url)
+@pytest.fixture
+def fuzz_app(own_app: OwnApp) -> Any:
+    app = own_app.api.client.app
+    with Session(own_app.engine) as session:
+        users = session.execute(
+            select(User).where(col(User.username).in_(["dispatcher", "gw440604011001001"]))
+        ).scalars()
+        app.state.fuzz_users = [(u.id, u.token_version) for u in users]  # type: ignore[attr-defined]
+    app.state.fuzz_now = own_app.api.clock.now  # type: ignore[attr-defined]
+    return app
 
 
 def test_every_answer_matches_the_schema_and_none_is_a_server_error(fuzz_app: Any) -> None:
@@ -119,7 +90,11 @@ def test_every_answer_matches_the_schema_and_none_is_a_server_error(fuzz_app: An
             # A dispatcher, then a grid worker; a fresh token each time (logout revokes one).
             for user_id, version in fuzz_app.state.fuzz_users:
                 token = issue_token(
-                    secret=SECRET, user_id=user_id, token_version=version, now=NOW, ttl=3600
+                    secret=SECRET,
+                    user_id=user_id,
+                    token_version=version,
+                    now=fuzz_app.state.fuzz_now,
+                    ttl=3600,
                 )
                 answer = case.call_and_validate(
                     headers={"Authorization": f"Bearer {token}"}, checks=CHECKS

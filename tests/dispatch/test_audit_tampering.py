@@ -19,8 +19,7 @@ from sqlalchemy import Connection, delete, select, text, update
 from app.cli import main
 from dispatch.models import AuditHead, Case, CaseHistory
 from grid.coords import wgs84_to_gcj02
-from tests.conftest import new_client_id
-from tests.dispatch.conftest import OwnApp
+from tests.conftest import OwnApp, new_client_id
 
 GRID = "440604011001001"
 OTHER_GRID = "440604011001002"

@@ -22,8 +22,7 @@ from dispatch.models import CaseStatus, Department
 from dispatch.tasks import run_sweep
 from dispatch.workflow import RULES, Action, Party
 from grid.coords import wgs84_to_gcj02
-from tests.conftest import SECRET, new_client_id
-from tests.dispatch.conftest import OwnApp
+from tests.conftest import SECRET, OwnApp, new_client_id
 
 GRIDS = ("440604011001001", "440604011001002")
 WHO = ("dispatcher", "right_department", "wrong_department", "right_worker", "wrong_worker")

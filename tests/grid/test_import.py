@@ -1,12 +1,11 @@
 """Grid imports (service and CLI) on both databases: a file with any problem stores nothing.
 
-Each backend gets a demo-seeded database of its own (imports that succeed change it).
+Each test gets a demo-seeded database of its own (imports that succeed change it).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,12 +20,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.cli import main
-from app.db import make_engine, session_scope
+from app.db import session_scope
 from app.errors import ImportRefused, ValidationFailed
 from grid import service as grid_service
 from grid.demo_district import build_chancheng
 from grid.models import Area
-from tests.conftest import SECRET, _drop_postgis, _postgis_url, _seed
+from tests.conftest import SECRET, OwnApp
 
 NOW = datetime(2026, 11, 24, 1, 0, tzinfo=UTC)
 TOLERANCE_M2 = 1.0
@@ -39,24 +38,9 @@ class OwnDb:
     engine: Engine
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]
-)
-def own_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OwnDb]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('grid_import') / 'gridgov.db'}"
-    else:
-        url = _postgis_url()
-    engine = make_engine(url)
-    try:
-        _seed(engine)
-        yield OwnDb(url, engine)
-    finally:
-        engine.dispose()
-        if request.param == "postgis":
-            _drop_postgis(url)
+@pytest.fixture
+def own_db(own_app: OwnApp) -> OwnDb:
+    return OwnDb(own_app.url, own_app.engine)
 
 
 def _state(engine: Engine) -> tuple[int, int, datetime | None, int]:

@@ -1,40 +1,29 @@
 """Catalogue imports on both databases: dropping a code that open cases use is refused.
 
-Each backend gets a demo-seeded database of its own (the accepted imports add revisions).
+Each test gets a demo-seeded database of its own (the accepted imports add revisions).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.cli import main
-from app.db import make_engine, session_scope
+from app.db import session_scope
 from app.errors import ImportRefused
-from app.main import create_app
-from app.settings import Settings
 from dispatch import service as dispatch_service
 from dispatch.models import Department
 from taxonomy import service as taxonomy_service
-from tests.conftest import (
-    SECRET,
-    Api,
-    FakeClock,
-    _drop_postgis,
-    _postgis_url,
-    _seed,
-    new_client_id,
-)
+from tests.conftest import SECRET, Api, OwnApp, new_client_id
 
 WORKER = "gw440604011001001"
 GRID = "440604011001001"
@@ -47,28 +36,9 @@ class OwnDb:
     api: Api
 
 
-@pytest.fixture(
-    scope="module", params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]
-)
-def own_db(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OwnDb]:
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('taxonomy_import') / 'gridgov.db'}"
-    else:
-        url = _postgis_url()
-    engine = make_engine(url)
-    try:
-        _seed(engine)
-        settings = Settings(database_url=url, secret_key=SECRET, grid_refresh_seconds=0.0)
-        clock = FakeClock()
-        app = create_app(settings=settings, engine=engine, clock=clock)
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield OwnDb(url, engine, Api(client, engine, clock))
-    finally:
-        engine.dispose()
-        if request.param == "postgis":
-            _drop_postgis(url)
+@pytest.fixture
+def own_db(own_app: OwnApp) -> OwnDb:
+    return OwnDb(own_app.url, own_app.engine, own_app.api)
 
 
 def _file_case(db: OwnDb, point: Callable[[str], tuple[float, float]], sub: str) -> int:
@@ -182,6 +152,7 @@ def test_cli_names_the_codes_and_exits_2(
     monkeypatch.setenv("GRIDGOV_DATABASE_URL", own_db.url)
     monkeypatch.setenv("GRIDGOV_SECRET_KEY", SECRET)
     _file_case(own_db, demo_points, "0405")
+    _file_case(own_db, demo_points, "0102")
     data = _without(_without(_current(own_db), "04"), "0102")
     data["categories"][0]["subcategories"][0]["department_code"] = "NOPE"
     path = tmp_path / "catalogue.json"
