@@ -36,10 +36,13 @@ def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-async def case_turn(runtime: RuntimeDep, case_id: Annotated[int, Path()]) -> AsyncIterator[None]:
+async def case_turn(runtime: RuntimeDep, case_id: Annotated[str, Path()]) -> AsyncIterator[None]:
     """Actions on one case take turns before they get a thread and a connection (409 `busy`
-    after the lock timeout); declared first, it is released after the request's commit."""
-    async with runtime.case_turns.take(case_id, timeout=runtime.settings.lock_timeout_seconds):
+    after the lock timeout); declared first, it is released after the request's commit.
+    A case_no (local date + zero-padded id) takes the turn of its id."""
+    digits = case_id[8:] if len(case_id) > 10 else case_id
+    key: int | str = int(digits) if digits.isascii() and digits.isdigit() else case_id
+    async with runtime.case_turns.take(key, timeout=runtime.settings.lock_timeout_seconds):
         yield
 
 

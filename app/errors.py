@@ -23,11 +23,6 @@ class GridgovError(Exception):
             self.retry_after = retry_after
 
 
-class BadRequest(GridgovError):
-    status_code = 400
-    code = "bad_request"
-
-
 class ValidationFailed(GridgovError):
     status_code = 422
     code = "validation_error"

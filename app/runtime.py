@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 
 from app.contention import Turns
+from app.metrics import Metrics
 from app.revisioned import RevisionedCache
 from app.revocation import AuthWatch
 from app.security import Actor
@@ -78,6 +79,8 @@ class Runtime:
     policy: Policy
     actors: ActorCache
     auth: AuthWatch
+    # This process's Prometheus instruments, in a registry of their own (app/metrics.py).
+    metrics: Metrics
     clock: Callable[[], datetime] = field(default=utcnow)
     # Actions on one case take turns here, in the event loop (see app/contention.py).
     case_turns: Turns = field(default_factory=Turns)
@@ -120,5 +123,6 @@ def build_runtime(
             on_change=actors.clear,
             clock=clock,
         ),
+        metrics=Metrics(engine),
         clock=clock,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -15,8 +16,9 @@ log = logging.getLogger("gridgov.scheduler")
 
 
 def sweep_job(runtime: Runtime) -> None:
+    started = time.perf_counter()
     try:
-        run_sweep(
+        totals = run_sweep(
             runtime.engine,
             now=runtime.now(),
             calendars=runtime.calendars,
@@ -24,11 +26,14 @@ def sweep_job(runtime: Runtime) -> None:
             batch=runtime.settings.sweep_batch,
         )
     except Exception as exc:  # a failed sweep must not stop the scheduler; the next one retries
+        runtime.metrics.sweep_failed()
         trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
         if trouble is None:
             log.exception("SLA sweep failed")
         else:  # database down, too slow or busy: expected in an outage, no traceback
             log.warning("SLA sweep skipped (%s: %s); the next tick retries", trouble.code, exc)
+    else:
+        runtime.metrics.sweep_done(totals, seconds=time.perf_counter() - started)
 
 
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     sweep_batch: int = Field(default=500, ge=1)
     max_description_chars: int = Field(default=2000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # `GET /metrics` (Prometheus text) and the per-request counting behind it.
+    metrics_enabled: bool = True
+    # When set, `/metrics` answers only to `Authorization: Bearer <token>` (else 401).
+    metrics_token: str | None = None
     wechat_token: str | None = None
     wechat_appid: str | None = None
     wechat_aes_key: str | None = None

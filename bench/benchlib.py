@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,9 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "GRIDGOV_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+REPO_DIR = Path(__file__).resolve().parent.parent
+# Shared project data (boundaries), next to the repository unless told otherwise.
+SHARED_DIR = Path(os.environ.get("GRIDGOV_BENCH_SHARED_DIR", REPO_DIR / ".." / "shared"))
 
 
 def log(*parts: object) -> None:

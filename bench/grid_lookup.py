@@ -9,7 +9,7 @@ kept to those inside the region, are placed
 - in bulk: GridIndex.locate_many vs ONE query joining unnest(lng[], lat[]) with ST_Intersects.
 Both sides must give the same grid code for every point strictly inside one grid.
 
-    /work/venv/bin/python bench/grid_lookup.py [--quick]
+    .venv/bin/python bench/grid_lookup.py [--quick]
 
 Prints one JSON object on stdout; progress on stderr. See bench/README.md.
 """
@@ -30,7 +30,15 @@ from typing import Any
 import numpy as np
 import psycopg
 import shapely
-from benchlib import emit, environment, log, percentiles_us, ratio, scratch_postgres
+from benchlib import (
+    SHARED_DIR,
+    emit,
+    environment,
+    log,
+    percentiles_us,
+    ratio,
+    scratch_postgres,
+)
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
@@ -47,7 +55,7 @@ from grid.tessellate import tessellate
 
 BENCH_DIR = Path(__file__).resolve().parent
 CACHE_DIR = BENCH_DIR / ".cache"
-SHENZHEN_GEOJSON = Path("/work/shared/data/boundaries/440300.geojson")
+SHENZHEN_GEOJSON = SHARED_DIR / "data" / "boundaries" / "440300.geojson"
 SHENZHEN_GRIDS = 16_417
 TESSELLATION_SEED = 440300
 POINT_SEED = 20261123
@@ -216,34 +224,24 @@ def psycopg_dsn(url: str) -> str:
     return f"host={u.host} port={u.port or 5432} user={u.username} dbname={u.database}"
 
 
-def _index_names(plan: Any) -> Iterator[str]:
+def _plan_values(plan: Any, key: str) -> Iterator[str]:
+    """Every `key` ("Index Name", "Node Type", ...) anywhere in an EXPLAIN (FORMAT JSON) plan."""
     if isinstance(plan, dict):
-        if "Index Name" in plan:
-            yield str(plan["Index Name"])
+        if key in plan:
+            yield str(plan[key])
         for value in plan.values():
-            yield from _index_names(value)
+            yield from _plan_values(value, key)
     elif isinstance(plan, list):
         for item in plan:
-            yield from _index_names(item)
-
-
-def _node_types(plan: Any) -> Iterator[str]:
-    if isinstance(plan, dict):
-        if "Node Type" in plan:
-            yield str(plan["Node Type"])
-        for value in plan.values():
-            yield from _node_types(value)
-    elif isinstance(plan, list):
-        for item in plan:
-            yield from _node_types(item)
+            yield from _plan_values(item, key)
 
 
 def _plan_summary(plan: Any) -> dict[str, Any]:
-    indexes = sorted(set(_index_names(plan)))
+    indexes = sorted(set(_plan_values(plan, "Index Name")))
     return {
         "uses_ix_area_geom": "ix_area_geom" in indexes,
         "indexes": indexes,
-        "nodes": list(dict.fromkeys(_node_types(plan))),
+        "nodes": list(dict.fromkeys(_plan_values(plan, "Node Type"))),
     }
 
 

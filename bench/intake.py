@@ -8,7 +8,7 @@ level warning) on one freshly seeded database (SQLite file by default, PostGIS w
 --postgres). The load generator here keeps a fixed number of connections busy (httpx + asyncio)
 for a fixed request count after a warm-up, alternating A/B/A/B; medians over rounds are reported.
 
-    /work/venv/bin/python bench/intake.py [--quick] [--postgres]
+    .venv/bin/python bench/intake.py [--quick] [--postgres]
 
 Prints one JSON object on stdout; progress on stderr. See bench/README.md.
 """

@@ -5,7 +5,7 @@ intersects test, building the answers) on the same grid sets and random points a
 bench/grid_lookup.py, and counts the garbage collector's full passes that locate_many's answers
 trigger. Best of several repeats, so this shows cost, not noise.
 
-    /work/venv/bin/python bench/profile_grid_lookup.py [--quick]
+    .venv/bin/python bench/profile_grid_lookup.py [--quick]
 
 Prints one JSON object on stdout.
 """
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from benchlib import emit, environment, log
+from benchlib import REPO_DIR, emit, environment, log
 from grid_lookup import (
     POINT_SEED,
     FullCollections,
@@ -133,7 +133,7 @@ def bulk_steps(index: GridIndex, pts: np.ndarray) -> dict[str, Any]:
     for func in stats.fcn_list[:6]:  # type: ignore[attr-defined]
         filename, line, name = func
         _cc, nc, tt, ct, _ = stats.stats[func]  # type: ignore[attr-defined]
-        short = filename.split("site-packages/")[-1].replace("/work/main/", "")
+        short = filename.split("site-packages/")[-1].replace(f"{REPO_DIR}/", "")
         top.append(
             {
                 "function": f"{short}:{line}({name})",

@@ -5,7 +5,7 @@ one thread (FastAPI's threadpool hop is replaced by a direct call, so cProfile s
 endpoint, the dependencies and the serialisation), requests go one at a time through
 httpx's ASGI transport, on the same kind of freshly seeded database (SQLite, or --postgres).
 
-    /work/venv/bin/python bench/profile_intake.py [--requests N] [--postgres]
+    .venv/bin/python bench/profile_intake.py [--requests N] [--postgres]
 
 Prints one JSON object (per-request time of each side, the heaviest functions); the raw
 profiles go to bench/results/ (git-ignored) for `python -m pstats` or snakeviz.
@@ -28,7 +28,7 @@ import anyio.to_thread
 import httpx
 import numpy as np
 from bare_app import create_bare_app
-from benchlib import emit, environment, log
+from benchlib import REPO_DIR, emit, environment, log
 from intake import SECRET, SEED, Workload, database, reporters
 
 from app.main import create_app
@@ -77,7 +77,7 @@ def _top(stats: pstats.Stats, key: str, n: int, only_project: bool) -> list[dict
 
 
 def _short(filename: str) -> str:
-    for marker in ("/site-packages/", "/work/main/"):
+    for marker in ("/site-packages/", f"{REPO_DIR}/"):
         if marker in filename:
             return filename.split(marker, 1)[1]
     return filename

@@ -286,7 +286,6 @@ class LinkChecker:
 
     def __init__(self, *, key: str, anchor: str, checkpoint: tuple[int, str] | None = None) -> None:
         self._key = key
-        self._anchor = anchor
         self._checkpoint = checkpoint
         self._checkpoint_seen = checkpoint == (0, anchor)
         self._expected = 1

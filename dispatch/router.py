@@ -1,49 +1,154 @@
-"""HTTP glue for cases: list, read, act."""
+"""HTTP glue for cases (list, read, act) and the departments they go to."""
 
 from __future__ import annotations
 
+import re
+from datetime import date, datetime, time, timedelta
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
+from sqlalchemy import select
+from sqlmodel import Session, col
 
 from app import privacy
 from app.deps import ActorDep, CaseTurnDep, RuntimeDep, SessionDep
+from app.errors import ValidationFailed
+from app.params import only_params
+from app.runtime import Runtime
+from app.security import Actor
 from app.text import Identifier
 from dispatch import service as dispatch_service
-from dispatch.models import CaseStatus, WarningLevel
-from dispatch.schemas import MAX_ID, ActionIn, CaseListOut, CaseOut, case_out, disclosures
+from dispatch.models import Case, CaseStatus, Department
+from dispatch.names import SOURCE_OF_CHANNEL, case_names
+from dispatch.schemas import (
+    MAX_ID,
+    ActionIn,
+    CaseListOut,
+    CaseOut,
+    DepartmentListOut,
+    DepartmentOut,
+    case_out,
+    disclosures,
+)
+from dispatch.service import CaseSort
 from dispatch.workflow import Action
 from grid import service as grid_service
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
+departments_router = APIRouter(prefix="/v1/departments", tags=["departments"])
+
+# A case is named by its id or its case_no (local report date + zero-padded id, 14 digits).
+CaseRef = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=32,
+        pattern=r"^[0-9]+$",
+        description="the case's id or its 14-digit case_no",
+    ),
+]
+
+SLA_WARNING_LEVEL = {"ok": "none", "warning": "yellow", "overdue": "red"}
+_LIST_PARAMS = (
+    "status",
+    "category_code",
+    "department_code",
+    "area_code",
+    "channel",
+    "sla",
+    "q",
+    "from",
+    "to",
+    "sort",
+    "limit",
+    "offset",
+)
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_TIME_DOC = "a date (local, YYYY-MM-DD) or a datetime (ISO 8601; without an offset: local time)"
 
 
-@router.get("", response_model=CaseListOut)
+def case_ref(raw: str) -> int | str:
+    """An id (up to 10 digits) or a case_no; an id beyond the database's range names no case."""
+    if len(raw) <= 10:
+        number = int(raw)
+        return number if number <= MAX_ID else raw
+    return raw
+
+
+def _instant(raw: str | None, *, name: str, tz: ZoneInfo, end_of_day: bool) -> datetime | None:
+    """A `from`/`to` bound as an instant; a date means its local start (or, for `to`, its end)."""
+    if raw is None:
+        return None
+    try:
+        if _DATE.match(raw):
+            day = date.fromisoformat(raw)
+            if end_of_day:
+                day += timedelta(days=1)
+            return datetime.combine(day, time(), tzinfo=tz)
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationFailed(f"{name}: expected {_TIME_DOC}", code="invalid_datetime") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    # `to` is inclusive; the filter's bound is exclusive (timestamps keep microseconds).
+    return moment + timedelta(microseconds=1) if end_of_day else moment
+
+
+def _answers(session: Session, runtime: Runtime, actor: Actor, cases: list[Case]) -> list[CaseOut]:
+    names = case_names(session, cases, catalogue=runtime.taxonomy.get().catalogue)
+    return [case_out(c, viewer=actor, names=names) for c in cases]
+
+
+@router.get(
+    "",
+    response_model=CaseListOut,
+)
 def list_cases(
     runtime: RuntimeDep,
     session: SessionDep,
     actor: ActorDep,
-    status: Annotated[CaseStatus | None, Query()] = None,
-    grid_code: Annotated[str | None, Query(max_length=15, pattern=r"^\d{6,15}$")] = None,
+    _known: Annotated[None, Depends(only_params(_LIST_PARAMS, repeatable=["status"]))],
+    status: Annotated[list[CaseStatus] | None, Query(description="repeatable: any of")] = None,
+    category_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
     department_code: Annotated[Identifier | None, Query(max_length=16)] = None,
-    warning_level: Annotated[WarningLevel | None, Query()] = None,
-    before_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    area_code: Annotated[
+        str | None,
+        Query(pattern=r"^(\d{3}){2,5}$", description="district, town, village or grid code"),
+    ] = None,
+    channel: Annotated[str | None, Query(pattern=r"^(grid_worker|dispatcher)$")] = None,
+    sla: Annotated[str | None, Query(pattern=r"^(ok|warning|overdue)$")] = None,
+    q: Annotated[
+        str | None,
+        Query(min_length=1, max_length=100, description="text in the description or case_no"),
+    ] = None,
+    from_: Annotated[str | None, Query(alias="from", max_length=40, description=_TIME_DOC)] = None,
+    to: Annotated[str | None, Query(max_length=40, description=_TIME_DOC + "; inclusive")] = None,
+    sort: Annotated[CaseSort, Query()] = CaseSort.REPORTED_AT_DESC,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
 ) -> CaseListOut:
-    """Cases this caller may see (role and place), newest first; page with `before_id`."""
-    cases = dispatch_service.list_cases(
+    """Cases this caller may see (role and place), filtered; `total` counts every page."""
+    tz = ZoneInfo(runtime.settings.timezone)
+    page = dispatch_service.list_cases(
         session,
         actor=actor,
         filters=dispatch_service.CaseFilter(
-            status=status,
-            grid_code=grid_code,
+            statuses=tuple(dict.fromkeys(status or ())),
+            category_code=category_code,
             department_code=department_code,
-            warning_level=warning_level,
-            before_id=before_id,
+            area_code=area_code,
+            source=None if channel is None else SOURCE_OF_CHANNEL[channel],
+            warning_level=None if sla is None else SLA_WARNING_LEVEL[sla],
+            text=None if q is None else q.strip() or None,
+            reported_from=_instant(from_, name="from", tz=tz, end_of_day=False),
+            reported_until=_instant(to, name="to", tz=tz, end_of_day=True),
+            sort=sort,
             limit=limit,
+            offset=offset,
         ),
     )
-    items = [case_out(c, viewer=actor) for c in cases]
+    items = _answers(session, runtime, actor, page.items)
     privacy.record_disclosures(
         session,
         viewer=actor,
@@ -51,7 +156,7 @@ def list_cases(
         endpoint="GET /v1/cases",
         now=runtime.now(),
     )
-    return CaseListOut(items=items, next_before_id=items[-1].id if len(items) == limit else None)
+    return CaseListOut(items=items, total=page.total)
 
 
 @router.get("/{case_id}", response_model=CaseOut)
@@ -59,11 +164,16 @@ def get_case(
     runtime: RuntimeDep,
     session: SessionDep,
     actor: ActorDep,
-    case_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    _known: Annotated[None, Depends(only_params(()))],
+    case_id: CaseRef,
 ) -> CaseOut:
-    case = dispatch_service.get_case(session, case_id=case_id, actor=actor)
+    """One case, by id or case_no, with its history."""
+    case = dispatch_service.get_case(session, case_id=case_ref(case_id), actor=actor)
     assert case.id is not None
-    out = case_out(case, viewer=actor, history=dispatch_service.history(session, case.id))
+    names = case_names(session, [case], catalogue=runtime.taxonomy.get().catalogue)
+    out = case_out(
+        case, viewer=actor, names=names, history=dispatch_service.history(session, case.id)
+    )
     privacy.record_disclosures(
         session,
         viewer=actor,
@@ -80,7 +190,7 @@ def act(
     runtime: RuntimeDep,
     session: SessionDep,
     actor: ActorDep,
-    case_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    case_id: CaseRef,
     action: Action,
     body: ActionIn | None = None,
 ) -> CaseOut:
@@ -89,7 +199,7 @@ def act(
 
     case = dispatch_service.act(
         session,
-        case_id=case_id,
+        case_id=case_ref(case_id),
         action=action,
         params=dispatch_service.ActionParams(**params.model_dump()),
         actor=actor,
@@ -100,7 +210,10 @@ def act(
         grid_exists=lambda code: grid_service.grid_is_active(session, code),
     )
     assert case.id is not None
-    out = case_out(case, viewer=actor, history=dispatch_service.history(session, case.id))
+    names = case_names(session, [case], catalogue=runtime.taxonomy.get().catalogue)
+    out = case_out(
+        case, viewer=actor, names=names, history=dispatch_service.history(session, case.id)
+    )
     privacy.record_disclosures(
         session,
         viewer=actor,
@@ -109,3 +222,17 @@ def act(
         now=runtime.now(),
     )
     return out
+
+
+@departments_router.get("", response_model=DepartmentListOut)
+def list_departments(
+    session: SessionDep, actor: ActorDep, _known: Annotated[None, Depends(only_params(()))]
+) -> DepartmentListOut:
+    """Every department (unit) cases can go to, by code; retired ones say `active: false`."""
+    rows = session.execute(select(Department).order_by(col(Department.code))).scalars()
+    return DepartmentListOut(
+        items=[
+            DepartmentOut(code=d.code, name=d.name, short_name=d.short_name, active=d.active)
+            for d in rows
+        ]
+    )

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from app import privacy
 from app.models import Role
@@ -14,6 +14,7 @@ from app.privacy import PiiKind
 from app.security import Actor, mask_name
 from app.text import CleanText, Identifier
 from dispatch.models import Case, CaseHistory
+from dispatch.names import STATUS_LABELS, CaseNames, channel_of
 
 
 class HistoryOut(BaseModel):
@@ -28,10 +29,18 @@ class HistoryOut(BaseModel):
     data: dict[str, Any]
 
 
+class AreaPathItem(BaseModel):
+    code: str
+    name: str
+    level: str
+
+
 class CaseOut(BaseModel):
     id: int
     case_no: str
     status: str
+    status_label: str = Field(description="the status in Chinese, e.g. 已派遣")
+    channel: str = Field(description="how the case came in: grid_worker, dispatcher")
     source: str
     description: str
     lat: float
@@ -39,9 +48,13 @@ class CaseOut(BaseModel):
     grid_code: str
     grid_rule: str
     category_code: str
+    category_name: str | None
     subcategory_code: str
+    subcategory_name: str | None
     classification_score: float | None
     department_code: str
+    department_name: str | None
+    area_path: list[AreaPathItem] = Field(description="district → grid")
     urgency: str
     time_limit: dict[str, Any]
     due_at: datetime | None
@@ -65,7 +78,9 @@ class CaseOut(BaseModel):
     history: list[HistoryOut] | None = None
 
 
-def case_out(case: Case, *, viewer: Actor, history: list[CaseHistory] | None = None) -> CaseOut:
+def case_out(
+    case: Case, *, viewer: Actor, names: CaseNames, history: list[CaseHistory] | None = None
+) -> CaseOut:
     """A case as this viewer may see it: outside the centre, actor names are masked and so are
     phone and ID-card numbers in the description, reasons and data (see `app.privacy`)."""
     assert case.id is not None
@@ -75,6 +90,8 @@ def case_out(case: Case, *, viewer: Actor, history: list[CaseHistory] | None = N
         id=case.id,
         case_no=case.case_no,
         status=case.status,
+        status_label=STATUS_LABELS.get(case.status, case.status),
+        channel=channel_of(case.source),
         source=case.source,
         description=case.description if clear else privacy.mask_pii(case.description),
         lat=case.lat,
@@ -82,9 +99,16 @@ def case_out(case: Case, *, viewer: Actor, history: list[CaseHistory] | None = N
         grid_code=case.grid_code,
         grid_rule=case.grid_rule,
         category_code=case.category_code,
+        category_name=names.category_name(case.category_code),
         subcategory_code=case.subcategory_code,
+        subcategory_name=names.subcategory_name(case.subcategory_code),
         classification_score=case.classification_score,
         department_code=case.department_code,
+        department_name=names.department_name(case.department_code),
+        area_path=[
+            AreaPathItem(code=a.code, name=a.name, level=a.level)
+            for a in names.area_path(case.grid_code)
+        ],
         urgency=case.urgency,
         time_limit={"value": case.time_limit_value, "unit": case.time_limit_unit},
         due_at=case.due_at,
@@ -155,7 +179,9 @@ class ActionIn(BaseModel):
     department_code: Identifier | None = Field(default=None, max_length=16)
     grid_code: Identifier | None = Field(default=None, max_length=15)
     subcategory_code: Identifier | None = Field(default=None, max_length=8)
-    amount: float | None = Field(default=None, description="extend: how much, in the case's unit")
+    amount: StrictFloat | None = Field(
+        default=None, description="extend: how much, a whole number of the case's unit"
+    )
     passed: bool | None = Field(default=None, description="verify: false sends it back (重办)")
     into_case_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     expected_version: int | None = Field(
@@ -168,4 +194,15 @@ class ActionIn(BaseModel):
 
 class CaseListOut(BaseModel):
     items: list[CaseOut]
-    next_before_id: int | None
+    total: int = Field(description="cases matching the filters (all pages)")
+
+
+class DepartmentOut(BaseModel):
+    code: str
+    name: str
+    short_name: str
+    active: bool
+
+
+class DepartmentListOut(BaseModel):
+    items: list[DepartmentOut]

@@ -8,6 +8,7 @@ import time as _time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -329,13 +330,15 @@ def _link_pending(session: SASession) -> None:
 
 def _set_deadlines(case: Case, *, calendar: WorkCalendar, policy: Policy) -> None:
     """Deadlines from the clock start, the limit and the time spent suspended (挂起)."""
-    unit = TimeUnit(case.time_limit_unit)
-    limit = calendar.seconds_for(case.time_limit_value, unit)
-    start = case.clock_started_at
-    case.warn_at = calendar.add_seconds(
-        start, limit * policy.warn_fraction + case.paused_seconds, unit
+    d = sla.deadlines(
+        start=case.clock_started_at,
+        amount=case.time_limit_value,
+        unit=TimeUnit(case.time_limit_unit),
+        calendar=calendar,
+        warn_fraction=policy.warn_fraction,
+        paused_seconds=case.paused_seconds,
     )
-    case.due_at = calendar.add_seconds(start, limit + case.paused_seconds, unit)
+    case.warn_at, case.due_at = d.warn_at, d.due_at
 
 
 def _apply_sla(
@@ -526,9 +529,16 @@ def visibility(actor: Actor) -> ColumnElement[bool] | None:
     return col(Case.id) == -1
 
 
-def get_case(session: Session, *, case_id: int, actor: Actor) -> Case:
+def case_key(case_id: int | str) -> ColumnElement[bool]:
+    """A case named by its id (a number) or its `case_no` (a string)."""
+    if isinstance(case_id, str):
+        return col(Case.case_no) == case_id
+    return col(Case.id) == case_id
+
+
+def get_case(session: Session, *, case_id: int | str, actor: Actor) -> Case:
     """A case the actor may see (the same rule as listing); others' cases are not found."""
-    query = select(Case).where(col(Case.id) == case_id)
+    query = select(Case).where(case_key(case_id))
     scope = visibility(actor)
     if scope is not None:
         query = query.where(scope)
@@ -552,38 +562,102 @@ def history(session: Session, case_id: int) -> list[CaseHistory]:
     return rows
 
 
+class CaseSort(StrEnum):
+    REPORTED_AT = "reported_at"
+    REPORTED_AT_DESC = "-reported_at"
+    DUE_AT = "due_at"
+    DUE_AT_DESC = "-due_at"
+
+
 @dataclass(frozen=True)
 class CaseFilter:
-    status: str | None = None
-    grid_code: str | None = None
+    """Filters of a case list; every one given must hold (statuses: any of them)."""
+
+    statuses: tuple[str, ...] = ()
+    category_code: str | None = None
     department_code: str | None = None
+    area_code: str | None = None  # any level: the grid code starts with it
+    source: str | None = None
     warning_level: str | None = None
-    before_id: int | None = None
+    text: str | None = None  # in the description or the case_no, ignoring case
+    reported_from: datetime | None = None  # inclusive
+    reported_until: datetime | None = None  # exclusive
+    sort: CaseSort = CaseSort.REPORTED_AT_DESC
     limit: int = 50
+    offset: int = 0
 
 
-def list_cases(session: Session, *, actor: Actor, filters: CaseFilter) -> list[Case]:
-    query = select(Case).order_by(col(Case.id).desc())
+@dataclass(frozen=True)
+class CasePage:
+    items: list[Case]
+    total: int
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conditions(actor: Actor, filters: CaseFilter) -> list[ColumnElement[bool]]:
+    found: list[ColumnElement[bool]] = []
     scope = visibility(actor)
     if scope is not None:
-        query = query.where(scope)
-    if filters.status:
-        query = query.where(col(Case.status) == filters.status)
-    if filters.grid_code:
-        query = query.where(col(Case.grid_code).startswith(filters.grid_code))
+        found.append(scope)
+    if filters.statuses:
+        found.append(col(Case.status).in_(filters.statuses))
+    if filters.category_code:
+        found.append(col(Case.category_code) == filters.category_code)
     if filters.department_code:
-        query = query.where(col(Case.department_code) == filters.department_code)
+        found.append(col(Case.department_code) == filters.department_code)
+    if filters.area_code:
+        found.append(col(Case.grid_code).startswith(filters.area_code, autoescape=True))
+    if filters.source:
+        found.append(col(Case.source) == filters.source)
     if filters.warning_level:
-        query = query.where(col(Case.warning_level) == filters.warning_level)
-    if filters.before_id is not None:
-        query = query.where(col(Case.id) < filters.before_id)
-    return list(session.execute(query.limit(filters.limit)).scalars())
+        found.append(col(Case.warning_level) == filters.warning_level)
+    if filters.text:
+        pattern = f"%{_like_escaped(filters.text)}%"
+        found.append(
+            or_(
+                col(Case.description).ilike(pattern, escape="\\"),
+                col(Case.case_no).ilike(pattern, escape="\\"),
+            )
+        )
+    if filters.reported_from is not None:
+        found.append(col(Case.reported_at) >= filters.reported_from)
+    if filters.reported_until is not None:
+        found.append(col(Case.reported_at) < filters.reported_until)
+    return found
+
+
+def _order(sort: CaseSort) -> list[Any]:
+    """The sort key then the id, in the same direction; cases without a deadline come last."""
+    descending = sort.startswith("-")
+    if sort in (CaseSort.DUE_AT, CaseSort.DUE_AT_DESC):
+        keys: list[Any] = [col(Case.due_at).is_(None), col(Case.due_at)]
+    else:
+        keys = [col(Case.reported_at)]
+    ordered = [k.desc() if descending and i == len(keys) - 1 else k for i, k in enumerate(keys)]
+    return [*ordered, col(Case.id).desc() if descending else col(Case.id)]
+
+
+def list_cases(session: Session, *, actor: Actor, filters: CaseFilter) -> CasePage:
+    """One page of the cases this actor may see, and how many match in all."""
+    conditions = _conditions(actor, filters)
+    total = session.execute(select(func.count()).select_from(Case).where(*conditions)).scalar()
+    query = (
+        select(Case)
+        .where(*conditions)
+        .order_by(*_order(filters.sort))
+        .limit(filters.limit)
+        .offset(filters.offset)
+    )
+    return CasePage(items=list(session.execute(query).scalars()), total=int(total or 0))
 
 
 def act(
     session: Session,
     *,
-    case_id: int,
+    case_id: int | str,
     action: Action,
     params: ActionParams,
     actor: Actor,
@@ -598,7 +672,7 @@ def act(
     Acting on a case of another grid or unit is 403 (not 404): the actor is told plainly.
     """
     case: Case | None = session.execute(
-        select(Case).where(col(Case.id) == case_id).with_for_update()
+        select(Case).where(case_key(case_id)).with_for_update()
     ).scalar()
     if case is None:
         raise NotFound(f"case {case_id} not found", code="case_not_found")
@@ -665,13 +739,15 @@ def act(
                 code="extension_limit",
             )
         amount = params.amount
-        if amount is None or not (0 < amount <= max(case.time_limit_value, 1) * 10):
+        # A whole number of units: a fraction would be truncated away (0.4 hours adds nothing).
+        limit = max(case.time_limit_value, 1) * 10
+        if amount is None or not (amount.is_integer() and 0 < amount <= limit):
             raise ValidationFailed(
-                "extend needs a positive amount in the case's time-limit unit",
+                f"extend needs a whole number from 1 to {limit} of the case's time-limit unit",
                 code="invalid_amount",
             )
-        data.update(amount=amount, unit=case.time_limit_unit)
-        case.time_limit_value = int(round(case.time_limit_value + amount))
+        data.update(amount=int(amount), unit=case.time_limit_unit)
+        case.time_limit_value += int(amount)
         case.extension_count += 1
     elif action is Action.SUSPEND:
         case.status_before_suspend = case.status

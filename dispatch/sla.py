@@ -39,11 +39,14 @@ def deadlines(
     unit: TimeUnit,
     calendar: WorkCalendar,
     warn_fraction: float,
+    paused_seconds: float = 0.0,
 ) -> Deadlines:
-    """Yellow and red instants for a clock started at `start`."""
+    """Yellow and red instants for a clock started at `start`, pushed back by the time spent
+    suspended (挂起), counted in the limit's own kind of time."""
+    limit = calendar.seconds_for(amount, unit)
     return Deadlines(
-        warn_at=calendar.add(start, amount * warn_fraction, unit),
-        due_at=calendar.add(start, amount, unit),
+        warn_at=calendar.add_seconds(start, limit * warn_fraction + paused_seconds, unit),
+        due_at=calendar.add_seconds(start, limit + paused_seconds, unit),
     )
 
 

@@ -13,6 +13,7 @@ from app.deps import ActorDep, RuntimeDep, SessionDep, require_role
 from app.errors import GridgovError
 from app.models import Role
 from app.text import displayable
+from dispatch.names import case_names
 from dispatch.schemas import CaseOut, case_out, disclosures
 from events import service as events_service
 from events.schemas import BatchIn, BatchItemOut, BatchOut, ClientId, ReportIn
@@ -47,7 +48,10 @@ def create_report(
         case, created = events_service.intake(
             session, report=report, actor=actor, source=source, now=now, ctx=ctx
         )
-    out = case_out(case, viewer=actor)
+    if created:
+        runtime.metrics.report_filed(case.source)
+    names = case_names(session, [case], catalogue=ctx.taxonomy.catalogue)
+    out = case_out(case, viewer=actor, names=names)
     privacy.record_disclosures(
         session,
         viewer=actor,
@@ -89,7 +93,10 @@ def create_reports_batch(
                     session, report=report, actor=actor, source="grid_worker", now=now, ctx=ctx
                 )
             savepoint.commit()
-            out = case_out(case, viewer=actor)
+            if created:
+                runtime.metrics.report_filed(case.source)
+            names = case_names(session, [case], catalogue=ctx.taxonomy.catalogue)
+            out = case_out(case, viewer=actor, names=names)
             shown.append(out)
             results.append(
                 BatchItemOut(

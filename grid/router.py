@@ -1,18 +1,20 @@
-"""HTTP glue for grids: locate a point, list grids as GeoJSON."""
+"""HTTP glue for grids: locate a point, list grids as GeoJSON, list areas by name."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
+from app.params import only_params
 from app.text import Identifier
 from grid import service as grid_service
 from grid.models import AreaLevel
 
 router = APIRouter(prefix="/v1/grids", tags=["grids"])
+areas_router = APIRouter(prefix="/v1/areas", tags=["areas"])
 
 
 class PathItem(BaseModel):
@@ -65,3 +67,43 @@ def list_grids(
 ) -> dict[str, Any]:
     """Active areas of one level as a GeoJSON FeatureCollection (WGS-84)."""
     return grid_service.export_feature_collection(session, level=level)
+
+
+class AreaOut(BaseModel):
+    code: str
+    name: str
+    level: str
+    parent_code: str | None
+
+
+class AreaListOut(BaseModel):
+    items: list[AreaOut]
+    total: int
+
+
+@areas_router.get(
+    "",
+    response_model=AreaListOut,
+)
+def list_areas(
+    session: SessionDep,
+    actor: ActorDep,
+    _known: Annotated[None, Depends(only_params(("level", "parent", "limit", "offset")))],
+    level: Annotated[AreaLevel | None, Query()] = None,
+    parent: Annotated[
+        str | None, Query(pattern=r"^(\d{3}){2,4}$", description="the parent area's code")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=2000)] = 1000,
+    offset: Annotated[int, Query(ge=0, le=2**31 - 1)] = 0,
+) -> AreaListOut:
+    """Active areas with their names (no geometry), by code; `total` counts every page."""
+    page = grid_service.list_areas(
+        session, level=level, parent_code=parent, limit=limit, offset=offset
+    )
+    return AreaListOut(
+        items=[
+            AreaOut(code=a.code, name=a.name, level=a.level, parent_code=a.parent_code)
+            for a in page.items
+        ],
+        total=page.total,
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import shapely
 from shapely.geometry import mapping
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -128,6 +128,28 @@ def area_path(session: Session, grid_code: str) -> list[Area]:
     return [by_code[c] for c in codes if c in by_code]
 
 
+@dataclass(frozen=True)
+class AreaPage:
+    items: list[Area]
+    total: int
+
+
+def list_areas(
+    session: Session, *, level: AreaLevel | None, parent_code: str | None, limit: int, offset: int
+) -> AreaPage:
+    """Active areas by code, of one level and/or under one parent (a page, and how many in all)."""
+    conditions: list[ColumnElement[bool]] = [col(Area.active).is_(True)]
+    if level is not None:
+        conditions.append(col(Area.level) == level)
+    if parent_code is not None:
+        conditions.append(col(Area.parent_code) == parent_code)
+    total = session.execute(select(func.count()).select_from(Area).where(*conditions)).scalar()
+    rows = session.execute(
+        select(Area).where(*conditions).order_by(col(Area.code)).limit(limit).offset(offset)
+    ).scalars()
+    return AreaPage(items=list(rows), total=int(total or 0))
+
+
 def grid_is_active(session: Session, code: str) -> bool:
     found = session.execute(
         select(col(Area.id)).where(
@@ -192,13 +214,6 @@ def import_geojson(
     return _import(
         session, items, now=now, tolerance_m2=tolerance_m2, known=problems, unusable=unusable
     )
-
-
-def import_areas(
-    session: Session, areas: Sequence[AreaIn], *, now: datetime, tolerance_m2: float
-) -> dict[str, int]:
-    """Validate areas as a whole against the stored hierarchy, then upsert them (or refuse)."""
-    return _import(session, areas, now=now, tolerance_m2=tolerance_m2, known=[], unusable=set())
 
 
 def _import(
@@ -268,7 +283,7 @@ def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) ->
     """Insert or replace areas by code (retiring nothing), then bump the grid revision.
 
     Writes without the hierarchy checks: for trusted data (the demo); files go through
-    `import_geojson` / `import_areas`.
+    `import_geojson`.
     """
     items = list(areas)
     existing: dict[str, Area] = {}

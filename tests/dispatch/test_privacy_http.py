@@ -107,7 +107,7 @@ def test_grid_worker_sees_personal_data_masked_even_in_their_own_report(
     cid = _case_with_personal_data(api, demo_points)
     logged = len(_log_rows(api, cid))
     _assert_masked(api.get(WORKER, f"/v1/cases/{cid}").text)
-    listed = api.get(WORKER, "/v1/cases", params={"grid_code": GRID, "limit": 200})
+    listed = api.get(WORKER, "/v1/cases", params={"area_code": GRID, "limit": 200})
     assert any(c["id"] == cid for c in listed.json()["items"])
     _assert_masked(listed.text)
     assert len(_log_rows(api, cid)) == logged
@@ -144,7 +144,7 @@ def test_dispatcher_list_logs_the_cases_it_showed_in_clear(api: Api, demo_points
     cid = _case_with_personal_data(api, demo_points)
     plain = _file(api, demo_points, "井盖丢失，很危险")
     before = len(_log_rows(api, cid))
-    listed = api.get("dispatcher", "/v1/cases", params={"grid_code": GRID, "limit": 200})
+    listed = api.get("dispatcher", "/v1/cases", params={"area_code": GRID, "limit": 200})
     shown = {c["id"] for c in listed.json()["items"]}
     assert {cid, plain["id"]} <= shown
     rows = _log_rows(api, cid)

@@ -63,13 +63,14 @@ class Limit:
     unit: TimeUnit
     expected: tuple[datetime, datetime, datetime, datetime]  # yellow, red (1), level 2, level 3
 
-    def deadlines(self) -> tuple[datetime, datetime]:
+    def deadlines(self, paused_seconds: float = 0.0) -> tuple[datetime, datetime]:
         d = deadlines(
             start=self.start,
             amount=self.amount,
             unit=self.unit,
             calendar=CALENDAR,
             warn_fraction=WARN,
+            paused_seconds=paused_seconds,
         )
         return d.warn_at, d.due_at
 
@@ -149,6 +150,22 @@ def test_national_day_fixture_spans_the_holiday() -> None:
 @pytest.mark.parametrize("limit", LIMITS.values(), ids=LIMITS.keys())
 def test_deadlines_put_yellow_at_80_percent_and_red_at_the_limit(limit: Limit) -> None:
     assert limit.deadlines() == limit.expected[:2]
+
+
+@pytest.mark.parametrize(
+    ("limit", "paused_seconds", "expected"),
+    [
+        # 2 working hours suspended: both instants move 2 office hours later, same afternoon.
+        (FOUR_WORKING_HOURS, 7200.0, (local(TUESDAY, 16, 12), local(TUESDAY, 17))),
+        # 30 natural minutes suspended: 30 minutes later on the clock.
+        (TWO_NATURAL_HOURS, 1800.0, (local(SUNDAY, 1, 6), local(SUNDAY, 1, 30))),
+    ],
+    ids=["four_working_hours", "two_natural_hours"],
+)
+def test_deadlines_move_back_by_the_time_suspended(
+    limit: Limit, paused_seconds: float, expected: tuple[datetime, datetime]
+) -> None:
+    assert limit.deadlines(paused_seconds) == expected
 
 
 @pytest.mark.parametrize("limit", LIMITS.values(), ids=LIMITS.keys())

@@ -9,7 +9,11 @@ from typing import Any
 
 import pydantic
 import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import col
 
+from dispatch.models import Department
 from taxonomy.catalogue import (
     Catalogue,
     TimeUnit,
@@ -20,7 +24,6 @@ from taxonomy.catalogue import (
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_JSON = ROOT / "taxonomy" / "data" / "catalogue.json"
-DEPARTMENTS_JSON = ROOT / "dispatch" / "data" / "departments.json"
 
 # DOMAIN.md, "The 17 top-level categories used by this project"
 EXPECTED_CATEGORIES = {
@@ -101,9 +104,11 @@ def test_keywords_are_real_words(catalogue: Catalogue) -> None:
         assert sum(bool(han.search(k)) for k in sub.keywords) >= 5, sub.code
 
 
-def test_department_codes_exist_in_dispatch(catalogue: Catalogue) -> None:
-    departments = json.loads(DEPARTMENTS_JSON.read_text(encoding="utf-8"))["departments"]
-    known = {d["code"] for d in departments}
+def test_department_codes_exist_in_the_migrated_database(
+    catalogue: Catalogue, engine: Engine
+) -> None:
+    with engine.connect() as conn:
+        known = set(conn.scalars(select(col(Department.code))))
     used = {sub.department_code for _, sub in catalogue.iter_subcategories()}
     assert used <= known, used - known
     assert len(used) >= 12  # the catalogue really spreads work over the departments
