@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -85,14 +85,21 @@ def _instant(raw: str | None, *, name: str, tz: ZoneInfo, end_of_day: bool) -> d
             day = date.fromisoformat(raw)
             if end_of_day:
                 day += timedelta(days=1)
-            return datetime.combine(day, time(), tzinfo=tz)
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
+            moment = datetime.combine(day, time(), tzinfo=tz)
+        else:
+            moment = datetime.fromisoformat(raw)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=tz)
+            # `to` is inclusive; the filter's bound is exclusive (timestamps keep microseconds).
+            if end_of_day:
+                moment += timedelta(microseconds=1)
+        # In UTC here, so that no bound near year 1 or 9999 overflows later in the query.
+        moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValidationFailed(f"{name}: expected {_TIME_DOC}", code="invalid_datetime") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=tz)
-    # `to` is inclusive; the filter's bound is exclusive (timestamps keep microseconds).
-    return moment + timedelta(microseconds=1) if end_of_day else moment
+    if not 1900 <= moment.year <= 2200:
+        raise ValidationFailed(f"{name}: years 1900 to 2200 only", code="invalid_datetime")
+    return moment
 
 
 def _answers(session: Session, runtime: Runtime, actor: Actor, cases: list[Case]) -> list[CaseOut]:

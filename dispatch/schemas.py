@@ -13,6 +13,7 @@ from app.models import Role
 from app.privacy import PiiKind
 from app.security import Actor, mask_name
 from app.text import CleanText, Identifier
+from dispatch.actions import available_actions
 from dispatch.models import Case, CaseHistory
 from dispatch.names import STATUS_LABELS, CaseNames, channel_of
 
@@ -75,6 +76,9 @@ class CaseOut(BaseModel):
     closed_at: datetime | None
     updated_at: datetime
     version: int
+    actions: list[str] = Field(
+        description="the actions this caller may take on the case now (role, place, status)"
+    )
     history: list[HistoryOut] | None = None
 
 
@@ -129,6 +133,7 @@ def case_out(
         closed_at=case.closed_at,
         updated_at=case.updated_at,
         version=case.version,
+        actions=available_actions(case, viewer),
         history=None
         if history is None
         else [

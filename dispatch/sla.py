@@ -16,7 +16,15 @@ from dispatch.models import WarningLevel
 from taxonomy.catalogue import TimeUnit
 
 MAX_ESCALATION_LEVEL = 3
-ESCALATION_TARGETS = {1: "村居", 2: "镇街", 3: "区指挥中心"}
+# How many digits of the grid code name the area an escalation reaches: 1 the village (村居),
+# 2 the town (镇街), 3 the district (区指挥中心).
+ESCALATION_AREA_DIGITS = {1: 12, 2: 9, 3: 6}
+
+
+def escalation_area(grid_code: str, level: int) -> str | None:
+    """The area code an escalation of this level reaches for a case in this grid (None: none)."""
+    digits = ESCALATION_AREA_DIGITS.get(level)
+    return None if digits is None else grid_code[:digits]
 
 
 @dataclass(frozen=True)

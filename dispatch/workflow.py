@@ -1,8 +1,9 @@
-"""The closed loop (闭环) as a table: which action moves a case from which status, and who."""
+"""The closed loop (闭环): its actions, who takes them (role and place) and the open statuses.
+
+The transition table itself (sources, target, party, fields, effect) is `dispatch.actions`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 
 from app.models import Role
@@ -33,32 +34,8 @@ class Party(StrEnum):
     GRID_WORKER = "grid_worker"
 
 
-@dataclass(frozen=True)
-class Rule:
-    sources: frozenset[S]
-    party: Party
-    reason_required: bool = False
-    note_required: bool = False
-
-
 OPEN_STATUSES = frozenset({S.REPORTED, S.REGISTERED, S.DISPATCHED, S.ACCEPTED})
 CLOCK_STATUSES = OPEN_STATUSES  # statuses in which the SLA clock runs
-
-RULES: dict[Action, Rule] = {
-    Action.REGISTER: Rule(frozenset({S.REPORTED}), Party.COMMAND_CENTRE),
-    Action.REJECT: Rule(frozenset({S.REPORTED, S.REGISTERED}), Party.COMMAND_CENTRE, True),
-    Action.DISPATCH: Rule(frozenset({S.REGISTERED}), Party.COMMAND_CENTRE),
-    Action.ACCEPT: Rule(frozenset({S.DISPATCHED}), Party.DEPARTMENT),
-    Action.RETURN: Rule(frozenset({S.DISPATCHED, S.ACCEPTED}), Party.DEPARTMENT, True),
-    Action.EXTEND: Rule(frozenset({S.DISPATCHED, S.ACCEPTED}), Party.COMMAND_CENTRE, True),
-    Action.SUSPEND: Rule(frozenset({S.DISPATCHED, S.ACCEPTED}), Party.COMMAND_CENTRE, True),
-    Action.RESUME: Rule(frozenset({S.SUSPENDED}), Party.COMMAND_CENTRE),
-    Action.RESOLVE: Rule(frozenset({S.ACCEPTED}), Party.DEPARTMENT, note_required=True),
-    Action.VERIFY: Rule(frozenset({S.RESOLVED}), Party.GRID_WORKER),
-    Action.CLOSE: Rule(frozenset({S.VERIFIED}), Party.COMMAND_CENTRE),
-    Action.REOPEN: Rule(frozenset({S.CLOSED, S.VERIFIED}), Party.COMMAND_CENTRE, True),
-    Action.MERGE: Rule(frozenset({S.REPORTED, S.REGISTERED}), Party.COMMAND_CENTRE),
-}
 
 
 def may_act(
@@ -76,3 +53,12 @@ def may_act(
     if party is Party.DEPARTMENT:
         return role is Role.DEPARTMENT and actor_department == case_department
     return role is Role.GRID_WORKER and case_grid in actor_grids
+
+
+def who_may(party: Party, action: str) -> str:
+    """The refusal a wrong actor is told."""
+    if party is Party.COMMAND_CENTRE:
+        return f"only the command centre (dispatcher) may {action} a case"
+    if party is Party.DEPARTMENT:
+        return f"only the department the case is dispatched to may {action} it"
+    return f"only the grid worker of the case's grid may {action} it"

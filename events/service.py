@@ -142,7 +142,12 @@ def prepare(
             raise ValidationFailed(
                 "occurred_at needs a timezone offset", code="invalid_occurred_at"
             )
-        occurred_at = occurred_at.astimezone(UTC)
+        try:  # year 1 at +14:00 is before the first representable instant
+            occurred_at = occurred_at.astimezone(UTC)
+        except OverflowError:
+            occurred_at = None
+        if occurred_at is None or occurred_at.year < 1900:
+            raise ValidationFailed("occurred_at is out of range", code="invalid_occurred_at")
         if occurred_at > now:
             raise ValidationFailed("occurred_at is in the future", code="invalid_occurred_at")
     located = grid_service.place(ctx.grids, point, tolerance_m=ctx.tolerance_m)

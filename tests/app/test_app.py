@@ -36,13 +36,17 @@ def test_docs_are_served_offline(client: TestClient) -> None:
     assert "/v1/reports" in spec["paths"]
 
 
-def test_scheduler_runs_the_sweep_every_minute(client: TestClient) -> None:
+def test_scheduler_schedules_the_sweep_job_every_minute(client: TestClient) -> None:
+    """The schedule only; what one run of `sweep_job` does is asserted in test_metrics.py
+    (cases checked and marked overdue, duration counted) and test_resilience.py (an outage)."""
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
     scheduler = start_scheduler(runtime)
     try:
         job = scheduler.get_job("sla_sweep")
         assert job is not None
+        assert job.func is sweep_job
+        assert list(job.args) == [runtime]
         assert job.trigger.interval.total_seconds() == 60
+        assert (job.max_instances, job.coalesce) == (1, True)
     finally:
         scheduler.shutdown(wait=False)
-    sweep_job(runtime)  # the job body itself, with the test's clock

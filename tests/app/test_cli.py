@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +18,8 @@ from sqlalchemy import text
 from app.cli import main
 from app.db import make_engine
 from app.main import create_app
+from app.runtime import utcnow
+from app.security import issue_token
 from app.settings import Settings
 
 SECRET = "gridgov-cli-tests-3e9a0c5d7f21b846-not-a-real-key"
@@ -33,10 +37,12 @@ def _run(*args: str) -> Any:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def _report(env: dict[str, Any], token: str, **body: Any) -> dict[str, Any]:
+def _report(
+    env: dict[str, Any], token: str, clock: Callable[[], datetime] = utcnow, **body: Any
+) -> dict[str, Any]:
     """File one report through the API against the CLI's database; returns the case."""
     settings = Settings(database_url=env["url"], secret_key=SECRET)
-    app = create_app(settings=settings, engine=make_engine(env["url"]))
+    app = create_app(settings=settings, engine=make_engine(env["url"]), clock=clock)
     with TestClient(app) as client:
         res = client.post(
             "/v1/reports",
@@ -179,12 +185,29 @@ def test_sweep_and_audit_verify(env: dict[str, Any]) -> None:
         "440604010001002",
         "--print-token",
     )
-    token = res.output.strip().splitlines()[-1]
-    _report(env, token, lat=23.015, lng=113.105, description="路面塌陷很危险")
+    assert res.exit_code == 0, res.output
     engine = make_engine(env["url"])
+    # Filed 90 days ago (far past any time limit), so the sweep, at the real time, has one case.
+    long_ago = datetime.now(UTC) - timedelta(days=90)
+    with engine.connect() as conn:
+        uid = conn.execute(text("SELECT id FROM app_user WHERE username = 'zhao'")).scalar_one()
+    token = issue_token(secret=SECRET, user_id=uid, token_version=0, now=long_ago, ttl=3600)
+    case = _report(
+        env, token, clock=lambda: long_ago, lat=23.015, lng=113.105, description="路面塌陷很危险"
+    )
     sweep = _run("sweep")
     assert sweep.exit_code == 0
-    assert set(json.loads(sweep.output)) >= {"checked", "sla_warning", "sla_overdue"}
+    assert json.loads(sweep.output) == {
+        "checked": 1,
+        "sla_warning": 0,
+        "sla_overdue": 1,
+        "sla_escalated": 1,  # 90 days is past the first escalation step too
+    }
+    with engine.connect() as conn:
+        level = conn.execute(
+            text("SELECT warning_level FROM gg_case WHERE id = :id"), {"id": case["id"]}
+        ).scalar_one()
+    assert level == "red"
     ok = _run("audit", "verify")
     assert ok.exit_code == 0
     assert "intact" in ok.output
@@ -197,8 +220,6 @@ def test_sweep_and_audit_verify(env: dict[str, Any]) -> None:
 
 def test_calendar_override_moves_deadlines(env: dict[str, Any]) -> None:
     """An admin marks Wednesday 2027-03-03 a rest day (a year chinese-calendar does not know)."""
-    from datetime import UTC, datetime
-
     from dispatch.service import CalendarProvider
     from taxonomy.catalogue import TimeUnit
 

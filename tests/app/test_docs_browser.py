@@ -118,9 +118,8 @@ def test_docs_renders_every_operation_offline(live_server: str, tmp_path: Path) 
         answer = b.page.goto(f"{live_server}/docs", wait_until="load")
         assert answer is not None
         csp = answer.header_value("content-security-policy") or ""
-        b.page.wait_for_function(
-            f"document.querySelectorAll('.opblock').length >= {operations}", timeout=30_000
-        )
+        # A locator, not wait_for_function: that one evaluates script, which the CSP may refuse.
+        b.page.locator(".opblock").nth(operations - 1).wait_for(timeout=30_000)
         rendered = b.page.locator(".opblock").count()
         reports = b.page.locator('.opblock-summary-path[data-path="/v1/reports"]').count()
         title = b.page.locator(".info .title").inner_text()

@@ -218,7 +218,12 @@ def test_sweep_warns_then_marks_red_and_escalates(api: Api, demo_points: Any) ->
     assert state["escalation_level"] == 3
     actions = [h["action"] for h in state["history"]]
     assert actions == ["report", "sla_warning", "sla_overdue", "sla_escalated", "sla_escalated"]
-    assert state["history"][-1]["data"]["escalated_to"] == "区指挥中心"
+    # Each escalation names its level and the area it reached: 村居, 镇街, then the district.
+    assert [h["data"]["escalation"] for h in state["history"][2:]] == [
+        {"level": 1, "area_code": GRID[:12]},
+        {"level": 2, "area_code": GRID[:9]},
+        {"level": 3, "area_code": GRID[:6]},
+    ]
     # Sweeping again changes nothing.
     assert len(sweep()["history"]) == len(actions)
 

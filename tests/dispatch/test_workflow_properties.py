@@ -18,9 +18,10 @@ from sqlmodel import Session, col
 
 from app.db import session_scope
 from dispatch import service as dispatch_service
+from dispatch.actions import TRANSITIONS as RULES
 from dispatch.models import CaseStatus, Department
 from dispatch.tasks import run_sweep
-from dispatch.workflow import RULES, Action, Party
+from dispatch.workflow import Action, Party
 from grid.coords import wgs84_to_gcj02
 from tests.conftest import SECRET, OwnApp, new_client_id
 

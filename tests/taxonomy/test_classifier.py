@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 from functools import cache
 from typing import Any
 
@@ -337,14 +336,3 @@ def test_never_raises_on_any_code_point_including_surrogates(text: str) -> None:
 )
 def test_never_raises_on_keyword_soup(text: str, limit: int) -> None:
     _check_result(_shared().classify(text, limit=limit), limit)
-
-
-def test_speed(classifier: Classifier) -> None:
-    text = ("小区楼道里有人给电动车充电，" * 10)[:100]
-    classifier.classify(text)
-    runs = 300
-    start = time.perf_counter()
-    for _ in range(runs):
-        classifier.classify(text)
-    per_call = (time.perf_counter() - start) / runs
-    assert per_call < 0.005  # ~0.1 ms on a laptop; generous for loaded CI machines

@@ -1,0 +1,287 @@
+"""The workflow as data: one row per action (sources, target, party, fields, effect, event) and
+one generic `act()` that runs any row. Adding an action is one row and one effect function."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlmodel import Session
+
+from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from app.security import SYSTEM_ACTOR, Actor
+from dispatch import effects
+from dispatch.cases import case_key
+from dispatch.changes import EventType, change
+from dispatch.clock import CalendarProvider, apply_sla, record_sla, set_deadlines
+from dispatch.effects import ActionParams, Step
+from dispatch.models import Case, CaseStatus
+from dispatch.policy import Policy
+from dispatch.workflow import Action, Party, may_act, who_may
+from taxonomy.catalogue import Catalogue
+
+S = CaseStatus
+
+Target = CaseStatus | Callable[[Case, ActionParams], CaseStatus] | None
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One row: from which statuses, to which (None: stays; a function: decided by the case or
+    the params), by whom, with which fields, doing what, told as which event."""
+
+    sources: frozenset[CaseStatus]
+    target: Target
+    party: Party
+    effect: Callable[[Step], None]
+    event: EventType
+    needs: frozenset[str] = frozenset()
+
+    def target_of(self, case: Case, params: ActionParams) -> CaseStatus | None:
+        if self.target is None or isinstance(self.target, CaseStatus):
+            return self.target
+        return self.target(case, params)
+
+
+# Each field a row may need: (error code, what the caller is told).
+FIELD_ERRORS: dict[str, tuple[str, str]] = {
+    "reason": ("reason_required", "{action} needs a reason"),
+    "note": ("note_required", "{action} needs a note on the result"),
+    "passed": (
+        "passed_required",
+        "{action} needs passed: true (the work is done) or false (重办)",
+    ),
+    "amount": ("invalid_amount", "{action} needs an amount"),
+    "into_case_id": ("invalid_merge", "{action} needs into_case_id"),
+}
+
+
+def _from(*statuses: CaseStatus) -> frozenset[CaseStatus]:
+    return frozenset(statuses)
+
+
+CC, DEPT, WORKER = Party.COMMAND_CENTRE, Party.DEPARTMENT, Party.GRID_WORKER
+E = EventType
+
+TRANSITIONS: dict[Action, Transition] = {
+    Action.REGISTER: Transition(
+        sources=_from(S.REPORTED),
+        target=S.REGISTERED,
+        party=CC,
+        effect=effects.register,
+        event=E.REGISTERED,
+    ),
+    Action.REJECT: Transition(
+        sources=_from(S.REPORTED, S.REGISTERED),
+        target=S.REJECTED,
+        party=CC,
+        needs=frozenset({"reason"}),
+        effect=effects.no_effect,
+        event=E.REJECTED,
+    ),
+    Action.DISPATCH: Transition(
+        sources=_from(S.REGISTERED),
+        target=S.DISPATCHED,
+        party=CC,
+        effect=effects.dispatch,
+        event=E.DISPATCHED,
+    ),
+    Action.ACCEPT: Transition(
+        sources=_from(S.DISPATCHED),
+        target=S.ACCEPTED,
+        party=DEPT,
+        effect=effects.accept,
+        event=E.ACCEPTED,
+    ),
+    Action.RETURN: Transition(
+        sources=_from(S.DISPATCHED, S.ACCEPTED),
+        target=S.REGISTERED,
+        party=DEPT,
+        needs=frozenset({"reason"}),
+        effect=effects.return_,
+        event=E.RETURNED,
+    ),
+    Action.EXTEND: Transition(
+        sources=_from(S.DISPATCHED, S.ACCEPTED),
+        target=None,
+        party=CC,
+        needs=frozenset({"reason", "amount"}),
+        effect=effects.extend,
+        event=E.EXTENDED,
+    ),
+    Action.SUSPEND: Transition(
+        sources=_from(S.DISPATCHED, S.ACCEPTED),
+        target=S.SUSPENDED,
+        party=CC,
+        needs=frozenset({"reason"}),
+        effect=effects.suspend,
+        event=E.SUSPENDED,
+    ),
+    Action.RESUME: Transition(
+        sources=_from(S.SUSPENDED),
+        target=effects.resume_target,
+        party=CC,
+        effect=effects.resume,
+        event=E.RESUMED,
+    ),
+    Action.RESOLVE: Transition(
+        sources=_from(S.ACCEPTED),
+        target=S.RESOLVED,
+        party=DEPT,
+        needs=frozenset({"note"}),
+        effect=effects.resolve,
+        event=E.RESOLVED,
+    ),
+    Action.VERIFY: Transition(
+        sources=_from(S.RESOLVED),
+        target=effects.verify_target,
+        party=WORKER,
+        needs=frozenset({"passed"}),
+        effect=effects.verify,
+        event=E.VERIFIED,
+    ),
+    Action.CLOSE: Transition(
+        sources=_from(S.VERIFIED),
+        target=S.CLOSED,
+        party=CC,
+        effect=effects.close,
+        event=E.CLOSED,
+    ),
+    Action.REOPEN: Transition(
+        sources=_from(S.CLOSED, S.VERIFIED),
+        target=S.DISPATCHED,
+        party=CC,
+        needs=frozenset({"reason"}),
+        effect=effects.reopen,
+        event=E.REOPENED,
+    ),
+    Action.MERGE: Transition(
+        sources=_from(S.REPORTED, S.REGISTERED),
+        target=S.MERGED,
+        party=CC,
+        needs=frozenset({"into_case_id"}),
+        effect=effects.merge,
+        event=E.MERGED,
+    ),
+}
+
+
+def _may(transition: Transition, case: Case, actor: Actor) -> bool:
+    return may_act(
+        transition.party,
+        role=actor.role,
+        actor_department=actor.department_code,
+        actor_grids=actor.grid_codes,
+        case_department=case.department_code,
+        case_grid=case.grid_code,
+    )
+
+
+def available_actions(case: Case, actor: Actor) -> list[str]:
+    """What this actor may do to the case now (role, place, status), in the table's order;
+    the fields an action needs are not judged here."""
+    status = CaseStatus(case.status)
+    return [
+        str(action)
+        for action, transition in TRANSITIONS.items()
+        if status in transition.sources and _may(transition, case, actor)
+    ]
+
+
+def _given(params: ActionParams, name: str, reason: str | None, note: str | None) -> bool:
+    if name == "reason":
+        return reason is not None
+    if name == "note":
+        return note is not None
+    return getattr(params, name) is not None
+
+
+def act(
+    session: Session,
+    *,
+    case_id: int | str,
+    action: Action,
+    params: ActionParams,
+    actor: Actor,
+    now: datetime,
+    calendars: CalendarProvider,
+    policy: Policy,
+    catalogue: Catalogue,
+    grid_exists: Callable[[str], bool],
+) -> Case:
+    """Run one row of the table under the case's row lock, with every guard, and record it.
+
+    Acting on a case of another grid or unit is 403 (not 404): the actor is told plainly.
+    """
+    case: Case | None = session.execute(
+        select(Case).where(case_key(case_id)).with_for_update()
+    ).scalar()
+    if case is None:
+        raise NotFound(f"case {case_id} not found", code="case_not_found")
+    transition = TRANSITIONS[action]
+    if not _may(transition, case, actor):
+        raise Forbidden(who_may(transition.party, action), code="not_permitted")
+    if params.expected_version is not None and params.expected_version != case.version:
+        raise Conflict(
+            f"case {case.case_no} changed meanwhile (version {case.version}); reload and retry",
+            code="stale_case",
+        )
+    status = CaseStatus(case.status)
+    if status not in transition.sources:
+        raise Conflict(
+            f"cannot {action} a case that is {status}; allowed from: "
+            + ", ".join(sorted(transition.sources)),
+            code="illegal_transition",
+        )
+    reason = (params.reason or "").strip() or None
+    note = (params.note or "").strip() or None
+    for name in FIELD_ERRORS:  # in this order: reason, note, then the action's own
+        if name in transition.needs and not _given(params, name, reason, note):
+            code, message = FIELD_ERRORS[name]
+            raise ValidationFailed(message.format(action=action), code=code)
+
+    step = Step(
+        session, case, params, actor, now, policy, calendars, catalogue, grid_exists, reason, note
+    )
+    target = transition.target_of(case, params)
+    transition.effect(step)
+    if target is not None:
+        case.status = target
+    calendar = calendars.for_department(case.department_code)
+    if step.deadlines_moved:
+        set_deadlines(case, calendar=calendar, policy=policy)
+    if note and "note" not in step.data:
+        step.data["note"] = note
+    case.updated_at = now
+    # The consequences on the clock are worked out before the action's entry, so that it (and
+    # every entry after it) carries the case's final state; they are logged after it, by the
+    # system. A lifted card (`sla_cleared`) needs no entry of its own: the action explains it.
+    escalation_before = case.escalation_level
+    sla_events = apply_sla(
+        case, calendar=calendar, policy=policy, now=now, actor=None, session=None
+    )
+    change(
+        session,
+        case,
+        policy=policy,
+        action=str(action),
+        from_status=status,
+        actor=actor,
+        now=now,
+        reason=reason,
+        data=step.data,
+        event_type=transition.event,
+    )
+    record_sla(
+        session,
+        case,
+        [e for e in sla_events if e != "sla_cleared"],
+        policy=policy,
+        actor=SYSTEM_ACTOR,
+        now=now,
+        escalation_before=escalation_before,
+    )
+    session.flush()
+    return case

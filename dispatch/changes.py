@@ -1,0 +1,142 @@
+"""The one seam every change of a case goes through: its history row and its typed event, in the
+same transaction. Events wait on the session (dropped with a rolled-back savepoint or
+transaction, like the history rows) and are handed to the hooks just before commit: the place
+where an outbox will store them (issue 8)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.orm import Session as SASession
+from sqlmodel import Session
+
+from app.security import Actor
+from dispatch import history
+from dispatch.models import Case
+from dispatch.policy import Policy
+
+
+class EventType(StrEnum):
+    """The contract's case event types ("Second round")."""
+
+    REPORTED = "case.reported"
+    REGISTERED = "case.registered"
+    REJECTED = "case.rejected"
+    DISPATCHED = "case.dispatched"
+    ACCEPTED = "case.accepted"
+    RETURNED = "case.returned"
+    EXTENSION_REQUESTED = "case.extension_requested"
+    EXTENDED = "case.extended"
+    SUSPENDED = "case.suspended"
+    RESUMED = "case.resumed"
+    RESOLVED = "case.resolved"
+    VERIFIED = "case.verified"
+    CLOSED = "case.closed"
+    REOPENED = "case.reopened"
+    MERGED = "case.merged"
+    VISITED = "case.visited"
+    SUPERVISED = "case.supervised"
+    WARNING = "case.warning"  # yellow card (黄牌)
+    OVERDUE = "case.overdue"  # red card (红牌)
+    ESCALATED = "case.escalated"
+
+
+@dataclass(frozen=True)
+class CaseEvent:
+    """Something worth telling someone about a case; `data` as its history row records it."""
+
+    type: EventType
+    case_id: int
+    occurred_at: datetime
+    actor: Actor
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EventHook = Callable[[Session, list[CaseEvent]], None]
+
+# Events produced in a session but not yet committed: (open savepoints, event).
+_PENDING = "gridgov_case_events_pending"
+_HOOKS: list[EventHook] = []
+
+
+def change(
+    session: Session,
+    case: Case,
+    *,
+    policy: Policy,
+    action: str,
+    from_status: str | None,
+    actor: Actor,
+    now: datetime,
+    event_type: EventType | None,
+    reason: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Record a change already made to `case`: its history row and, when it has a type, its
+    event. Call it after every change of an audited field (see `audit.AUDITED_FIELDS`)."""
+    payload = data or {}
+    history.record(
+        session,
+        case,
+        policy=policy,
+        action=action,
+        from_status=from_status,
+        actor=actor,
+        now=now,
+        reason=reason,
+        data=payload,
+    )
+    if event_type is not None:
+        assert case.id is not None
+        emit(session, CaseEvent(event_type, case.id, now, actor, dict(payload)))
+
+
+def emit(session: Session, case_event: CaseEvent) -> None:
+    """Queue one event on the session's transaction (use `change` for a change of a case)."""
+    session.info.setdefault(_PENDING, []).append((history.open_savepoints(session), case_event))
+
+
+def pending_events(session: Session) -> list[CaseEvent]:
+    """The events this session's transaction has produced so far, in order."""
+    return [e for _, e in session.info.get(_PENDING, [])]
+
+
+def add_event_hook(hook: EventHook) -> Callable[[], None]:
+    """Call `hook(session, events)` inside every committing transaction that produced events,
+    just before its commit; returns the function that removes it."""
+    _HOOKS.append(hook)
+    return lambda: _HOOKS.remove(hook)
+
+
+@event.listens_for(SASession, "after_soft_rollback")
+def _drop_rolled_back(session: SASession, previous_transaction: Any) -> None:
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    if previous_transaction.nested:
+        pending[:] = [p for p in pending if previous_transaction not in p[0]]
+    else:
+        pending.clear()
+
+
+@event.listens_for(SASession, "after_transaction_end")
+def _forget_pending(session: SASession, transaction: Any) -> None:
+    if transaction.parent is None and not transaction.nested:
+        session.info.pop(_PENDING, None)
+
+
+@event.listens_for(SASession, "before_commit")
+def _hand_over(session: SASession) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: its events wait for the real commit
+    pending = session.info.get(_PENDING)
+    if not pending:
+        return
+    events = [e for _, e in pending]
+    for hook in list(_HOOKS):
+        hook(session, events)  # type: ignore[arg-type]

@@ -1,0 +1,244 @@
+"""The case's clock: working calendars, deadlines (时限), yellow/red cards and escalation, and
+the sweep that brings due cases up to date."""
+
+from __future__ import annotations
+
+import threading
+import time as _time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col
+
+from app.db import reader
+from app.security import Actor
+from dispatch import calendar_service, sla
+from dispatch.calendar import WorkCalendar, parse_office_hours
+from dispatch.changes import CaseEvent, EventType, change, emit
+from dispatch.models import Case, CaseStatus, Department, WarningLevel
+from dispatch.policy import Policy
+from dispatch.workflow import CLOCK_STATUSES
+from taxonomy.catalogue import TimeUnit
+
+
+class CalendarProvider:
+    """Per-process working calendars; overrides re-read from the database every `ttl` seconds."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        office_hours: str,
+        timezone: str,
+        ttl: float = 60.0,
+        monotonic: Callable[[], float] = _time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._default_hours = office_hours
+        self._tz = ZoneInfo(timezone)
+        self._ttl = ttl
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._loaded_at = -float("inf")
+        self._schedule = calendar_service.Schedule()
+        self._calendars: dict[str, WorkCalendar] = {}
+        self._department_hours: dict[str, str | None] = {}
+
+    def _refresh(self) -> None:
+        if self._monotonic() - self._loaded_at < self._ttl:
+            return
+        with Session(reader(self._engine)) as session:
+            schedule = calendar_service.load_schedule(session)
+            hours = (
+                session.execute(select(col(Department.code), col(Department.office_hours)))
+                .tuples()
+                .all()
+            )
+            self._department_hours = dict(hours)
+        self._schedule = schedule
+        self._calendars = {}
+        self._loaded_at = self._monotonic()
+
+    def get(self, office_hours: str | None = None) -> WorkCalendar:
+        spec = office_hours or self._default_hours
+        with self._lock:
+            self._refresh()
+            cal = self._calendars.get(spec)
+            if cal is None:
+                cal = self._schedule.calendar(parse_office_hours(spec), self._tz)
+                self._calendars[spec] = cal
+            return cal
+
+    def for_department(self, department_code: str) -> WorkCalendar:
+        """The calendar of a unit: its own office hours when it has them."""
+        with self._lock:
+            self._refresh()
+            hours = self._department_hours.get(department_code)
+        return self.get(hours)
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._loaded_at = -float("inf")
+
+
+def set_deadlines(case: Case, *, calendar: WorkCalendar, policy: Policy) -> None:
+    """Deadlines from the clock start, the limit and the time spent suspended (挂起)."""
+    d = sla.deadlines(
+        start=case.clock_started_at,
+        amount=case.time_limit_value,
+        unit=TimeUnit(case.time_limit_unit),
+        calendar=calendar,
+        warn_fraction=policy.warn_fraction,
+        paused_seconds=case.paused_seconds,
+    )
+    case.warn_at, case.due_at = d.warn_at, d.due_at
+
+
+def apply_sla(
+    case: Case,
+    *,
+    calendar: WorkCalendar,
+    policy: Policy,
+    now: datetime,
+    actor: Actor | None,
+    session: Session | None,
+) -> list[str]:
+    """Bring warning/escalation up to `now`; record changes when a session is given."""
+    if CaseStatus(case.status) not in CLOCK_STATUSES or case.due_at is None or case.warn_at is None:
+        case.next_check_at = None
+        return []
+    state = sla.evaluate(
+        now=now,
+        warn_at=case.warn_at,
+        due_at=case.due_at,
+        amount=case.time_limit_value,
+        unit=TimeUnit(case.time_limit_unit),
+        calendar=calendar,
+        escalate_every_fraction=policy.escalate_every_fraction,
+    )
+    events: list[str] = []
+    old_level = WarningLevel(case.warning_level)
+    if state.warning_level != old_level:
+        if state.warning_level is WarningLevel.YELLOW and old_level is WarningLevel.NONE:
+            events.append("sla_warning")
+        elif state.warning_level is WarningLevel.RED:
+            events.append("sla_overdue")
+        else:  # lower: a later deadline (extension, resume) or a clock set back
+            events.append("sla_cleared")
+        case.warning_level = state.warning_level
+    escalation_before = case.escalation_level
+    if state.escalation_level > case.escalation_level:
+        if state.escalation_level > 1 or "sla_overdue" not in events:
+            events.append("sla_escalated")
+        case.escalation_level = state.escalation_level
+    case.next_check_at = state.next_check_at
+    if session is not None and actor is not None:
+        record_sla(
+            session,
+            case,
+            events,
+            policy=policy,
+            actor=actor,
+            now=now,
+            escalation_before=escalation_before,
+        )
+    return events
+
+
+SLA_EVENT_TYPES = {
+    "sla_warning": EventType.WARNING,
+    "sla_overdue": EventType.OVERDUE,
+    "sla_escalated": EventType.ESCALATED,
+    "sla_cleared": None,  # a lifted card: recorded, told to nobody
+}
+
+
+def escalation_of(case: Case) -> dict[str, Any] | None:
+    """The level and the area (村居, 镇街 or district code) the case's escalation reached."""
+    if not case.escalation_level:
+        return None
+    return {
+        "level": case.escalation_level,
+        "area_code": sla.escalation_area(case.grid_code, case.escalation_level),
+    }
+
+
+def record_sla(
+    session: Session,
+    case: Case,
+    events: list[str],
+    *,
+    policy: Policy,
+    actor: Actor,
+    now: datetime,
+    escalation_before: int,
+) -> None:
+    """One entry per SLA change; turning red also escalates to level 1 (the village), told as
+    `case.escalated` after `case.overdue` though it has no entry of its own."""
+    for event_name in events:
+        data = {
+            "warning_level": case.warning_level,
+            "escalation_level": case.escalation_level,
+            "escalation": escalation_of(case),
+            "due_at": case.due_at.isoformat() if case.due_at else None,
+        }
+        change(
+            session,
+            case,
+            policy=policy,
+            action=event_name,
+            from_status=case.status,
+            actor=actor,
+            now=now,
+            data=data,
+            event_type=SLA_EVENT_TYPES[event_name],
+        )
+        if (
+            event_name == "sla_overdue"
+            and "sla_escalated" not in events
+            and case.escalation_level > escalation_before
+        ):
+            assert case.id is not None
+            emit(session, CaseEvent(EventType.ESCALATED, case.id, now, actor, dict(data)))
+
+
+def restart_clock(case: Case, now: datetime) -> None:
+    case.clock_started_at = now
+    case.paused_seconds = 0.0
+    case.warning_level = WarningLevel.NONE
+
+
+def sweep(
+    session: Session,
+    *,
+    now: datetime,
+    calendars: CalendarProvider,
+    policy: Policy,
+    actor: Actor,
+    batch: int,
+) -> dict[str, int]:
+    """One batch of due cases (by the indexed next_check_at); claimed rows are skipped by others."""
+    due = (
+        select(Case)
+        .where(col(Case.next_check_at) <= now)
+        .order_by(col(Case.next_check_at))
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    counts = {"checked": 0, "sla_warning": 0, "sla_overdue": 0, "sla_escalated": 0}
+    for case in session.execute(due).scalars():
+        counts["checked"] += 1
+        calendar = calendars.for_department(case.department_code)
+        # The selection only narrows: re-check the case itself before acting.
+        for event_name in apply_sla(
+            case, calendar=calendar, policy=policy, now=now, actor=actor, session=session
+        ):
+            if event_name in counts:  # `sla_cleared` (a clock set back) is recorded, not counted
+                counts[event_name] += 1
+        case.updated_at = now
+    session.flush()
+    return counts

@@ -1,0 +1,224 @@
+"""What each workflow action does to a case: one effect function per row of the transition
+table (`dispatch.actions.TRANSITIONS`), and the targets decided by the case or the params."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.security import Actor
+from dispatch.cases import require_department, routing_for
+from dispatch.changes import change
+from dispatch.clock import CalendarProvider, restart_clock
+from dispatch.models import Case, CaseStatus
+from dispatch.policy import Policy
+from taxonomy.catalogue import Catalogue, TimeUnit
+
+S = CaseStatus
+
+
+@dataclass(frozen=True)
+class ActionParams:
+    reason: str | None = None
+    note: str | None = None
+    department_code: str | None = None
+    grid_code: str | None = None
+    subcategory_code: str | None = None
+    amount: float | None = None
+    passed: bool | None = None
+    into_case_id: int | None = None
+    expected_version: int | None = None
+
+
+@dataclass
+class Step:
+    """What an effect works with; it changes `case`, fills `data` (the history entry's) and says
+    whether the deadlines moved."""
+
+    session: Session
+    case: Case
+    params: ActionParams
+    actor: Actor
+    now: datetime
+    policy: Policy
+    calendars: CalendarProvider
+    catalogue: Catalogue
+    grid_exists: Callable[[str], bool]
+    reason: str | None
+    note: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+    deadlines_moved: bool = False
+
+
+def no_effect(step: Step) -> None:
+    """The status change says it all."""
+
+
+def register(step: Step) -> None:
+    """受理/立案; the dispatcher's word overrides classification, unit and grid."""
+    case, params, data = step.case, step.params, step.data
+    if params.subcategory_code and params.subcategory_code != case.subcategory_code:
+        routing = routing_for(step.catalogue, params.subcategory_code)
+        data["subcategory_from"] = case.subcategory_code
+        case.category_code = routing.category_code
+        case.subcategory_code = routing.subcategory_code
+        case.department_code = routing.department_code
+        case.urgency = routing.urgency
+        case.time_limit_value = routing.time_limit_value
+        case.time_limit_unit = routing.time_limit_unit
+        data["subcategory_code"] = routing.subcategory_code
+    if params.department_code and params.department_code != case.department_code:
+        require_department(step.session, params.department_code)
+        data["department_from"] = case.department_code
+        case.department_code = params.department_code
+    if params.grid_code and params.grid_code != case.grid_code:
+        if not step.grid_exists(params.grid_code):
+            raise ValidationFailed(f"unknown grid {params.grid_code!r}", code="unknown_grid")
+        data["grid_from"] = case.grid_code
+        case.grid_code = params.grid_code
+        case.grid_rule = "override"
+    case.registered_at = step.now
+    step.deadlines_moved = bool(data)
+
+
+def dispatch(step: Step) -> None:
+    """派遣, or 改派 after a return: the clock passes to the new owner."""
+    case, params = step.case, step.params
+    if params.department_code and params.department_code != case.department_code:
+        require_department(step.session, params.department_code)
+        step.data["department_from"] = case.department_code
+        case.department_code = params.department_code
+    step.data["department_code"] = case.department_code
+    if case.return_count:
+        restart_clock(case, step.now)
+    case.dispatched_at = step.now
+    step.deadlines_moved = True
+
+
+def accept(step: Step) -> None:
+    step.case.accepted_at = step.now
+
+
+def return_(step: Step) -> None:
+    """退单: the unit says "not ours"; the centre dispatches again."""
+    step.data["department_code"] = step.case.department_code
+    step.case.return_count += 1
+
+
+def extend(step: Step) -> None:
+    """延期 by a whole number of the case's unit (a fraction would be truncated away)."""
+    case, amount = step.case, step.params.amount
+    if case.extension_count >= step.policy.max_extensions:
+        raise Conflict(
+            f"case {case.case_no} was already extended {case.extension_count} times",
+            code="extension_limit",
+        )
+    limit = max(case.time_limit_value, 1) * 10
+    if amount is None or not (amount.is_integer() and 0 < amount <= limit):
+        raise ValidationFailed(
+            f"extend needs a whole number from 1 to {limit} of the case's time-limit unit",
+            code="invalid_amount",
+        )
+    step.data.update(amount=int(amount), unit=case.time_limit_unit)
+    case.time_limit_value += int(amount)
+    case.extension_count += 1
+    step.deadlines_moved = True
+
+
+def suspend(step: Step) -> None:
+    """挂起: the clock pauses; resume goes back to the status it had."""
+    step.case.status_before_suspend = step.case.status
+    step.case.suspended_at = step.now
+
+
+def resume(step: Step) -> None:
+    """The time suspended pushes the deadlines back, in the limit's own kind of time."""
+    case = step.case
+    assert case.suspended_at is not None
+    calendar = step.calendars.for_department(case.department_code)
+    unit = TimeUnit(case.time_limit_unit)
+    paused = max(0.0, calendar.seconds_between(case.suspended_at, step.now, unit))
+    case.paused_seconds += paused
+    step.data["paused_seconds"] = paused
+    case.status_before_suspend = None
+    case.suspended_at = None
+    step.deadlines_moved = True
+
+
+def resolve(step: Step) -> None:
+    """反馈: the unit reports the result."""
+    step.data["note"] = step.note
+    step.case.resolved_at = step.now
+
+
+def verify(step: Step) -> None:
+    """核查 on site; a failed check (重办) goes back to the unit and counts against it."""
+    case, passed = step.case, bool(step.params.passed)
+    step.data["passed"] = passed
+    if passed:
+        case.verified_at = step.now
+    else:
+        if step.reason is None:
+            raise ValidationFailed("a failed check needs a reason", code="reason_required")
+        case.redo_count += 1
+        restart_clock(case, step.now)
+        case.resolved_at = None
+    step.deadlines_moved = True
+
+
+def close(step: Step) -> None:
+    step.case.closed_at = step.now
+
+
+def reopen(step: Step) -> None:
+    """重办 after closure (e.g. the resident is dissatisfied)."""
+    case = step.case
+    case.redo_count += 1
+    restart_clock(case, step.now)
+    case.resolved_at = case.verified_at = case.closed_at = None
+    step.deadlines_moved = True
+
+
+def merge(step: Step) -> None:
+    """并单: the case lives on in another; the other's history says so."""
+    case, into = step.case, step.params.into_case_id
+    if into == case.id:
+        raise ValidationFailed("a case cannot be merged into itself", code="invalid_merge")
+    target: Case | None = step.session.execute(
+        select(Case).where(col(Case.id) == into).with_for_update()
+    ).scalar()
+    if target is None:
+        raise NotFound(f"case {into} not found", code="case_not_found")
+    if CaseStatus(target.status) in (S.REJECTED, S.MERGED, S.CLOSED):
+        raise Conflict(
+            f"cannot merge into a case that is {target.status}", code="illegal_transition"
+        )
+    step.data["into_case_no"] = target.case_no
+    case.merged_into_id = target.id
+    change(
+        step.session,
+        target,
+        policy=step.policy,
+        action="merged_from",
+        from_status=target.status,
+        actor=step.actor,
+        now=step.now,
+        reason=step.reason,
+        data={"case_no": case.case_no},
+        event_type=None,  # the event is the merged case's `case.merged`
+    )
+    target.updated_at = step.now
+
+
+def verify_target(case: Case, params: ActionParams) -> CaseStatus:
+    return S.VERIFIED if params.passed else S.DISPATCHED
+
+
+def resume_target(case: Case, params: ActionParams) -> CaseStatus:
+    return CaseStatus(case.status_before_suspend or S.ACCEPTED)
