@@ -160,7 +160,7 @@ def open_case(
         },
     )
     # A plain INSERT: a new case needs no unit of work (the object is returned, not attached).
-    # Its history row is written at commit (`_link_pending`).
+    # Its history row is written at commit (`history._link`).
     session.connection().execute(insert(_CASE), [row_values(case)])
     return case
 

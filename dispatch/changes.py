@@ -11,11 +11,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import event
 from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session
 
 from app.security import Actor
+from app.txqueue import TransactionQueue
 from dispatch import history
 from dispatch.models import Case
 from dispatch.policy import Policy
@@ -59,9 +59,17 @@ class CaseEvent:
 
 EventHook = Callable[[Session, list[CaseEvent]], None]
 
-# Events produced in a session but not yet committed: (open savepoints, event).
-_PENDING = "gridgov_case_events_pending"
 _HOOKS: list[EventHook] = []
+
+
+def _hand_over(session: SASession, events: list[CaseEvent]) -> None:
+    for hook in list(_HOOKS):
+        hook(session, events)  # type: ignore[arg-type]
+
+
+# Events produced in a session but not yet committed. Created after the history queue (this
+# module imports `history`), so at commit the history rows are written before hooks run.
+_QUEUE: TransactionQueue[CaseEvent] = TransactionQueue("case_events", _hand_over)
 
 
 def change(
@@ -98,12 +106,12 @@ def change(
 
 def emit(session: Session, case_event: CaseEvent) -> None:
     """Queue one event on the session's transaction (use `change` for a change of a case)."""
-    session.info.setdefault(_PENDING, []).append((history.open_savepoints(session), case_event))
+    _QUEUE.put(session, case_event)
 
 
 def pending_events(session: Session) -> list[CaseEvent]:
     """The events this session's transaction has produced so far, in order."""
-    return [e for _, e in session.info.get(_PENDING, [])]
+    return _QUEUE.items(session)
 
 
 def add_event_hook(hook: EventHook) -> Callable[[], None]:
@@ -111,32 +119,3 @@ def add_event_hook(hook: EventHook) -> Callable[[], None]:
     just before its commit; returns the function that removes it."""
     _HOOKS.append(hook)
     return lambda: _HOOKS.remove(hook)
-
-
-@event.listens_for(SASession, "after_soft_rollback")
-def _drop_rolled_back(session: SASession, previous_transaction: Any) -> None:
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
-    if previous_transaction.nested:
-        pending[:] = [p for p in pending if previous_transaction not in p[0]]
-    else:
-        pending.clear()
-
-
-@event.listens_for(SASession, "after_transaction_end")
-def _forget_pending(session: SASession, transaction: Any) -> None:
-    if transaction.parent is None and not transaction.nested:
-        session.info.pop(_PENDING, None)
-
-
-@event.listens_for(SASession, "before_commit")
-def _hand_over(session: SASession) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint: its events wait for the real commit
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
-    events = [e for _, e in pending]
-    for hook in list(_HOOKS):
-        hook(session, events)  # type: ignore[arg-type]

@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, event, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session, col
 
 from app.security import Actor
+from app.txqueue import TransactionQueue
 from dispatch import audit
 from dispatch.models import AuditHead, Case, CaseHistory
 from dispatch.policy import Policy
@@ -20,7 +21,7 @@ HISTORY_TABLE = CaseHistory.__table__  # type: ignore[attr-defined]
 HEAD_TABLE = AuditHead.__table__  # type: ignore[attr-defined]
 _HISTORY = HISTORY_TABLE
 _HEAD = HEAD_TABLE
-# Built once: `_link_pending` runs in every writing transaction.
+# Built once: `_link` runs in every writing transaction.
 _HEAD_LOCK = (
     select(_HEAD.c.gseq, _HEAD.c.hash, _HEAD.c.case_id).where(_HEAD.c.id == 1).with_for_update()
 )
@@ -32,17 +33,6 @@ _HEAD_MOVE = (
     )
 )
 _HISTORY_INSERT = insert(_HISTORY)
-
-
-def open_savepoints(session: Session) -> tuple[Any, ...]:
-    """The savepoints open now, innermost first: what a queued item is dropped with."""
-    savepoints: list[Any] = []
-    tx = session.get_nested_transaction()
-    while tx is not None:
-        if tx.nested:
-            savepoints.append(tx)
-        tx = tx.parent
-    return tuple(savepoints)
 
 
 def record(
@@ -61,7 +51,7 @@ def record(
     now: call it after every change of an audited field (see `audit.AUDITED_FIELDS`).
 
     The row is queued on the session and written, linked into the global chain, just before
-    the transaction commits (`_link_pending`), so the global head is locked only that long.
+    the transaction commits (`history._link`), so the global head is locked only that long.
     """
     assert case.id is not None
     seq = case.history_seq + 1
@@ -103,55 +93,18 @@ def record(
     }
     case.history_seq = seq
     case.history_head = digest
-    _queue_history(session, row, key=policy.audit_key)
+    _QUEUE.put(session, (policy.audit_key, row))
 
 
-# History rows recorded in a session but not yet written: (open savepoints, key, row).
-_PENDING = "gridgov_audit_pending"
-
-
-def _queue_history(session: Session, row: dict[str, Any], *, key: str) -> None:
-    session.info.setdefault(_PENDING, []).append((open_savepoints(session), key, row))
-
-
-def _pending_rows(session: Session) -> list[tuple[tuple[Any, ...], str, dict[str, Any]]]:
-    pending: list[tuple[tuple[Any, ...], str, dict[str, Any]]] = session.info.get(_PENDING, [])
-    return pending
-
-
-@event.listens_for(SASession, "after_soft_rollback")
-def _drop_rolled_back(session: SASession, previous_transaction: Any) -> None:
-    """A savepoint rolled back takes its history rows with it; the root takes them all."""
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
-    if previous_transaction.nested:
-        pending[:] = [p for p in pending if previous_transaction not in p[0]]
-    else:
-        pending.clear()
-
-
-@event.listens_for(SASession, "after_transaction_end")
-def _forget_pending(session: SASession, transaction: Any) -> None:
-    if transaction.parent is None and not transaction.nested:
-        session.info.pop(_PENDING, None)
-
-
-@event.listens_for(SASession, "before_commit")
-def _link_pending(session: SASession) -> None:
+def _link(session: SASession, pending: list[tuple[str, dict[str, Any]]]) -> None:
     """Write the queued history rows, linked into the global chain, in one step at commit.
 
     The `audit_head` row is locked (PostgreSQL; SQLite writers are serialised already) only
     from here to the end of the commit: one SELECT … FOR UPDATE, then the rows and the new head
     (one statement on PostgreSQL).
     """
-    if session.in_nested_transaction():
-        return  # a savepoint: its rows wait for the real commit
-    pending = session.info.get(_PENDING)
-    if not pending:
-        return
-    rows = [row for _, _, row in pending]
-    keys = {key for _, key, _ in pending}
+    rows = [row for _, row in pending]
+    keys = {key for key, _ in pending}
     assert len(keys) == 1, "history rows of one transaction signed with different keys"
     key = keys.pop()
     conn = session.connection()
@@ -179,7 +132,10 @@ def _link_pending(session: SASession) -> None:
     else:
         conn.execute(_HISTORY_INSERT, rows)
         conn.execute(_HEAD_MOVE, {"new_gseq": gseq, "new_hash": prev, "new_case_id": prev_case})
-    pending.clear()
+
+
+# History rows recorded in a session but not yet written: (audit key, row).
+_QUEUE: TransactionQueue[tuple[str, dict[str, Any]]] = TransactionQueue("audit_history", _link)
 
 
 def history(session: Session, case_id: int) -> list[CaseHistory]:
@@ -191,6 +147,5 @@ def history(session: Session, case_id: int) -> list[CaseHistory]:
             .order_by(col(CaseHistory.seq))
         ).scalars()
     )
-    pending = _pending_rows(session)
-    rows += [CaseHistory(**row) for _, _, row in pending if row["case_id"] == case_id]
+    rows += [CaseHistory(**row) for _, row in _QUEUE.items(session) if row["case_id"] == case_id]
     return rows
