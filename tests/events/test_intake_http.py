@@ -5,42 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlmodel import Session
 
-from dispatch.models import Case, CaseHistory
-from events.models import Report
 from grid.coords import wgs84_to_gcj02
-from tests.conftest import Api, new_client_id
+from tests.conftest import Api
+from tests.events.reports import counts, report_body
 
 GRID = "440604010001001"
 WORKER = f"gw{GRID}"
 
 
-def _counts(api: Api) -> tuple[int, int, int]:
-    with Session(api.engine) as s:
-        return (
-            s.execute(select(func.count()).select_from(Case)).scalar_one(),
-            s.execute(select(func.count()).select_from(CaseHistory)).scalar_one(),
-            s.execute(select(func.count()).select_from(Report)).scalar_one(),
-        )
-
-
-def _body(point: Any, **over: Any) -> dict[str, Any]:
-    lng, lat = point(GRID)
-    body = {
-        "client_id": new_client_id(),
-        "lat": lat,
-        "lng": lng,
-        "crs": "wgs84",
-        "description": "小区门口垃圾堆积很多天没人清理，臭气熏天",
-    }
-    body.update(over)
-    return body
-
-
 def test_same_client_id_and_payload_returns_the_same_case(api: Api, demo_points: Any) -> None:
-    body = _body(demo_points)
+    body = report_body(demo_points, grid=GRID)
     first = api.post(WORKER, "/v1/reports", body)
     again = api.post(WORKER, "/v1/reports", body)
     assert (first.status_code, again.status_code) == (201, 200)
@@ -51,13 +26,13 @@ def test_same_client_id_and_payload_returns_the_same_case(api: Api, demo_points:
 def test_same_client_id_with_other_payload_is_409_and_stores_nothing(
     api: Api, demo_points: Any
 ) -> None:
-    body = _body(demo_points)
+    body = report_body(demo_points, grid=GRID)
     assert api.post(WORKER, "/v1/reports", body).status_code == 201
-    before = _counts(api)
+    before = counts(api)
     res = api.post(WORKER, "/v1/reports", {**body, "description": "另一件事：路灯不亮"})
     assert res.status_code == 409
     assert res.json()["error"] == "client_id_conflict"
-    assert _counts(api) == before
+    assert counts(api) == before
 
 
 def test_gcj02_and_wgs84_of_the_same_place_land_in_the_same_grid(
@@ -65,8 +40,12 @@ def test_gcj02_and_wgs84_of_the_same_place_land_in_the_same_grid(
 ) -> None:
     lng, lat = demo_points(GRID)
     g_lng, g_lat = wgs84_to_gcj02(lng, lat)
-    a = api.post(WORKER, "/v1/reports", _body(demo_points, lat=g_lat, lng=g_lng, crs="gcj02"))
-    b = api.post(WORKER, "/v1/reports", _body(demo_points))
+    a = api.post(
+        WORKER,
+        "/v1/reports",
+        report_body(demo_points, grid=GRID, lat=g_lat, lng=g_lng, crs="gcj02"),
+    )
+    b = api.post(WORKER, "/v1/reports", report_body(demo_points, grid=GRID))
     assert a.json()["grid_code"] == b.json()["grid_code"] == GRID
     assert abs(a.json()["lat"] - lat) < 1e-6  # stored in WGS-84
 
@@ -83,7 +62,9 @@ def test_unconverted_gcj02_point_would_land_elsewhere(api: Api, demo_points: Any
 
 def test_category_given_by_reporter_is_kept(api: Api, demo_points: Any) -> None:
     res = api.post(
-        WORKER, "/v1/reports", _body(demo_points, category_code="12", description="楼下有积水")
+        WORKER,
+        "/v1/reports",
+        report_body(demo_points, grid=GRID, category_code="12", description="楼下有积水"),
     )
     assert res.status_code == 201
     assert res.json()["category_code"] == "12"
@@ -94,7 +75,9 @@ def test_subcategory_given_by_reporter_sets_unit_and_limit(api: Api, demo_points
     res = api.post(
         WORKER,
         "/v1/reports",
-        _body(demo_points, subcategory_code="0901", description="有人在楼顶搭建铁皮房"),
+        report_body(
+            demo_points, grid=GRID, subcategory_code="0901", description="有人在楼顶搭建铁皮房"
+        ),
     )
     assert res.status_code == 201
     assert res.json()["subcategory_code"] == "0901"
@@ -136,16 +119,16 @@ BAD_INPUTS: list[tuple[str, dict[str, Any], int, str]] = [
 def test_bad_report_gets_a_clear_code_and_stores_nothing(
     api: Api, demo_points: Any, name: str, override: dict[str, Any], status: int, code: str
 ) -> None:
-    before = _counts(api)
-    res = api.post(WORKER, "/v1/reports", _body(demo_points, **override))
+    before = counts(api)
+    res = api.post(WORKER, "/v1/reports", report_body(demo_points, grid=GRID, **override))
     assert res.status_code == status, res.text
     assert res.json()["error"] == code
     assert "Traceback" not in res.text
-    assert _counts(api) == before
+    assert counts(api) == before
 
 
 def test_nan_coordinates_are_refused(api: Api, demo_points: Any) -> None:
-    before = _counts(api)
+    before = counts(api)
     raw = '{"client_id": "nan-1", "lat": NaN, "lng": 113.1, "description": "井盖丢失"}'
     res = api.client.post(
         "/v1/reports",
@@ -154,7 +137,7 @@ def test_nan_coordinates_are_refused(api: Api, demo_points: Any) -> None:
     )
     assert res.status_code == 422
     assert res.json()["error"] == "invalid_coordinates"
-    assert _counts(api) == before
+    assert counts(api) == before
 
 
 def test_malformed_json_is_400(api: Api) -> None:
@@ -198,22 +181,22 @@ def test_oversized_body_is_413(api: Api) -> None:
 def test_wrong_or_missing_token_is_401(
     api: Api, demo_points: Any, headers: dict[str, str], code: str
 ) -> None:
-    before = _counts(api)
-    res = api.client.post("/v1/reports", json=_body(demo_points), headers=headers)
+    before = counts(api)
+    res = api.client.post("/v1/reports", json=report_body(demo_points, grid=GRID), headers=headers)
     assert res.status_code == 401
     assert res.json()["error"] == code
-    assert _counts(api) == before
+    assert counts(api) == before
 
 
 def test_department_cannot_file_reports(api: Api, demo_points: Any) -> None:
-    res = api.post("dept-cgj", "/v1/reports", _body(demo_points))
+    res = api.post("dept-cgj", "/v1/reports", report_body(demo_points, grid=GRID))
     assert res.status_code == 403
     assert res.json()["error"] == "wrong_role"
 
 
 def test_batch_resend_reports_each_item_on_its_own(api: Api, demo_points: Any) -> None:
-    good = _body(demo_points)
-    bad = _body(demo_points, lat=39.9, lng=116.4)
+    good = report_body(demo_points, grid=GRID)
+    bad = report_body(demo_points, grid=GRID, lat=39.9, lng=116.4)
     invalid = {"client_id": "x"}
     res = api.post(WORKER, "/v1/reports/batch", {"reports": [good, bad, invalid, good]})
     assert res.status_code == 200
@@ -223,10 +206,10 @@ def test_batch_resend_reports_each_item_on_its_own(api: Api, demo_points: Any) -
     assert results[1]["error"]["error"] == "outside_district"
     assert results[0]["case"]["id"] == results[3]["case"]["id"]
     # The whole batch resent (phone lost the answer): same cases, nothing new.
-    before = _counts(api)
+    before = counts(api)
     again = api.post(WORKER, "/v1/reports/batch", {"reports": [good]}).json()["results"]
     assert again[0]["status"] == 200
-    assert _counts(api) == before
+    assert counts(api) == before
 
 
 def test_password_login_gives_a_working_token(api: Api) -> None:
@@ -286,7 +269,7 @@ def test_classify_and_catalogue(api: Api) -> None:
 def test_expired_token_is_401(api: Api, demo_points: Any) -> None:
     headers = api.headers(WORKER)  # valid for an hour from the test clock
     api.clock.advance(hours=2)
-    res = api.client.post("/v1/reports", json=_body(demo_points), headers=headers)
+    res = api.client.post("/v1/reports", json=report_body(demo_points, grid=GRID), headers=headers)
     assert res.status_code == 401
     assert res.json()["error"] == "token_expired"
 
@@ -302,7 +285,9 @@ def test_token_signed_with_another_key_is_401(api: Api, demo_points: Any) -> Non
         ttl=3600,
     )
     res = api.client.post(
-        "/v1/reports", json=_body(demo_points), headers={"Authorization": f"Bearer {forged}"}
+        "/v1/reports",
+        json=report_body(demo_points, grid=GRID),
+        headers={"Authorization": f"Bearer {forged}"},
     )
     assert res.status_code == 401
     assert res.json()["error"] == "invalid_token"
@@ -319,11 +304,15 @@ def test_absurdly_nested_json_is_400_not_500(api: Api) -> None:
 
 
 def test_control_characters_are_cleaned_or_refused(api: Api, demo_points: Any) -> None:
-    res = api.post(WORKER, "/v1/reports", _body(demo_points, description="井盖\x00丢失\x07了"))
+    res = api.post(
+        WORKER, "/v1/reports", report_body(demo_points, grid=GRID, description="井盖\x00丢失\x07了")
+    )
     assert res.status_code == 201, res.text
     assert res.json()["description"] == "井盖丢失了"
-    before = _counts(api)
-    bad = api.post(WORKER, "/v1/reports", _body(demo_points, client_id="abc\x00def"))
+    before = counts(api)
+    bad = api.post(
+        WORKER, "/v1/reports", report_body(demo_points, grid=GRID, client_id="abc\x00def")
+    )
     assert bad.status_code == 422
     assert bad.json()["error"] == "validation_error"
-    assert _counts(api) == before
+    assert counts(api) == before

@@ -8,38 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
-from sqlmodel import Session
 
-from dispatch.models import Case, CaseHistory
-from events.models import Report
-from tests.conftest import Api, new_client_id
+from tests.conftest import Api
+from tests.events.reports import counts, report_body
 
 GRID = "440604011001001"
 WORKER = f"gw{GRID}"
 LONE = "\ud800"  # legal in JSON ("\ud800"), not valid Unicode
 Point = Callable[[str], tuple[float, float]]
-
-
-def _counts(api: Api) -> tuple[int, int, int]:
-    with Session(api.engine) as s:
-        return (
-            s.execute(select(func.count()).select_from(Case)).scalar_one(),
-            s.execute(select(func.count()).select_from(CaseHistory)).scalar_one(),
-            s.execute(select(func.count()).select_from(Report)).scalar_one(),
-        )
-
-
-def _body(point: Point, **over: Any) -> dict[str, Any]:
-    lng, lat = point(GRID)
-    body = {
-        "client_id": new_client_id(),
-        "lat": lat,
-        "lng": lng,
-        "description": "小区门口井盖丢失，很危险",
-    }
-    body.update(over)
-    return body
 
 
 def _post_raw(api: Api, user: str, path: str, body: Any) -> Any:
@@ -65,12 +41,12 @@ def _post_raw(api: Api, user: str, path: str, body: Any) -> Any:
 def test_lone_surrogate_in_a_report_is_422_and_stores_nothing(
     api: Api, demo_points: Point, over: dict[str, Any]
 ) -> None:
-    before = _counts(api)
-    res = _post_raw(api, WORKER, "/v1/reports", _body(demo_points, **over))
+    before = counts(api)
+    res = _post_raw(api, WORKER, "/v1/reports", report_body(demo_points, **over))
     assert res.status_code == 422, res.text
     assert res.json()["error"] == "validation_error"
     assert "Unicode" in res.json()["detail"]
-    assert _counts(api) == before
+    assert counts(api) == before
 
 
 @pytest.mark.parametrize(
@@ -86,18 +62,18 @@ def test_lone_surrogate_in_a_report_is_422_and_stores_nothing(
 def test_oversized_client_id_or_code_is_422_and_stores_nothing(
     api: Api, demo_points: Point, over: dict[str, Any]
 ) -> None:
-    before = _counts(api)
-    res = api.post(WORKER, "/v1/reports", _body(demo_points, **over))
+    before = counts(api)
+    res = api.post(WORKER, "/v1/reports", report_body(demo_points, **over))
     assert res.status_code == 422, res.text
     assert res.json()["error"] == "validation_error"
-    assert _counts(api) == before
+    assert counts(api) == before
 
 
 def test_batch_of_three_with_one_lone_surrogate_stores_two(api: Api, demo_points: Point) -> None:
-    good_a, good_b = _body(demo_points), _body(demo_points)
-    bad = _body(demo_points, description=f"路灯{LONE}不亮")
+    good_a, good_b = report_body(demo_points), report_body(demo_points)
+    bad = report_body(demo_points, description=f"路灯{LONE}不亮")
     batch = {"reports": [good_a, bad, good_b]}
-    before = _counts(api)
+    before = counts(api)
     res = _post_raw(api, WORKER, "/v1/reports/batch", batch)
     assert res.status_code == 200, res.text
     results = res.json()["results"]
@@ -109,7 +85,7 @@ def test_batch_of_three_with_one_lone_surrogate_stores_two(api: Api, demo_points
         good_a["client_id"],
         good_b["client_id"],
     ]
-    cases = _counts(api)[0]
+    cases = counts(api)[0]
     assert cases == before[0] + 2
     # The phone resends the whole batch: the same two cases, the same refusal, nothing new.
     again = _post_raw(api, WORKER, "/v1/reports/batch", batch).json()["results"]
@@ -118,18 +94,18 @@ def test_batch_of_three_with_one_lone_surrogate_stores_two(api: Api, demo_points
         results[0]["case"]["id"],
         results[2]["case"]["id"],
     ]
-    assert _counts(api)[0] == cases
+    assert counts(api)[0] == cases
 
 
 def test_batch_items_that_are_not_reports_fail_alone(api: Api, demo_points: Point) -> None:
-    good = _body(demo_points)
+    good = report_body(demo_points)
     items = [
         good,
         "not an object",
         42,
         {"client_id": LONE, "description": "x"},  # its id is not echoed back
         {LONE: 1, "client_id": "k"},  # nor can a bad field name break the answer
-        _body(demo_points, client_id="x" * 10_000),
+        report_body(demo_points, client_id="x" * 10_000),
     ]
     res = _post_raw(api, WORKER, "/v1/reports/batch", {"reports": items})
     assert res.status_code == 200, res.text
@@ -139,14 +115,14 @@ def test_batch_items_that_are_not_reports_fail_alone(api: Api, demo_points: Poin
 
 
 def test_batch_over_the_item_limit_is_refused_whole(api: Api, demo_points: Point) -> None:
-    before = _counts(api)
-    res = api.post(WORKER, "/v1/reports/batch", {"reports": [_body(demo_points)] * 201})
+    before = counts(api)
+    res = api.post(WORKER, "/v1/reports/batch", {"reports": [report_body(demo_points)] * 201})
     assert res.status_code == 422
-    assert _counts(api) == before
+    assert counts(api) == before
 
 
 def _resolved_case(api: Api, point: Point) -> int:
-    res = api.post(WORKER, "/v1/reports", _body(point))
+    res = api.post(WORKER, "/v1/reports", report_body(point))
     assert res.status_code == 201, res.text
     cid = int(res.json()["id"])
     for user, action, body in [
@@ -171,10 +147,10 @@ def test_lone_surrogate_in_an_action_is_422_and_changes_nothing(
     api: Api, demo_points: Point, body: dict[str, Any]
 ) -> None:
     cid = _resolved_case(api, demo_points)
-    before = _counts(api)
+    before = counts(api)
     res = _post_raw(api, WORKER, f"/v1/cases/{cid}/verify", body)
     assert res.status_code == 422, res.text
-    assert _counts(api) == before
+    assert counts(api) == before
     assert api.get(WORKER, f"/v1/cases/{cid}").json()["status"] == "resolved"
 
 
