@@ -11,11 +11,11 @@ import click
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from app.db import make_engine, session_scope
-from app.errors import GridgovError, ImportRefused
-from app.models import Role
 from app.runtime import build_runtime, utcnow
-from app.settings import Settings
+from core.db import make_engine, session_scope
+from core.errors import GridgovError, ImportRefused
+from core.models import Role
+from core.settings import Settings
 
 
 def _engine() -> Engine:
@@ -81,7 +81,7 @@ def serve(host: str, port: int, demo: bool, no_scheduler: bool, workers: int) ->
 
     from app.migrate import upgrade
     from app.secret import InsecureSecretKey, demo_secret_key, is_unset
-    from app.settings import get_settings
+    from core.settings import get_settings
 
     if demo and is_unset(Settings()):
         try:
@@ -161,8 +161,8 @@ def users_add(
 ) -> None:
     """Create an account."""
     from app.migrate import upgrade
-    from app.security import issue_token
     from app.users import create_user
+    from core.security import issue_token
 
     settings = _signing_settings() if print_token else Settings()
     if password is None:
@@ -377,7 +377,7 @@ def calendar() -> None:
 @click.option("--note", default="", help="e.g. 国庆节 or 调休上班 (at most 100 characters)")
 def calendar_set(day: Any, workday: bool, note: str) -> None:
     """Declare one date a working day or a rest day (source `override`: wins over any schedule)."""
-    from app.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from dispatch import calendar_service
 
     if len(note) > 100:
@@ -395,7 +395,7 @@ def calendar_import(path: Path) -> None:
     The file is checked whole first; on any error nothing is stored (exit 2). The year then
     counts as published: its rule holidays and warnings stop. Importing a year again replaces it.
     """
-    from app.errors import ValidationFailed
+    from core.errors import ValidationFailed
     from dispatch import calendar_service
     from dispatch.calendar_notice import parse_notice
 

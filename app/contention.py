@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from app.errors import Busy
+from core.errors import Busy
 
 
 @dataclass

@@ -8,9 +8,9 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlmodel import Session, col
 
-from app.models import Role
-from app.security import hash_password
 from app.users import create_user
+from core.models import Role
+from core.security import hash_password
 from dispatch.models import Department
 from grid import service as grid_service
 from grid.demo_district import build_chancheng

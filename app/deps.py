@@ -11,11 +11,11 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.db import reader, session_scope
-from app.errors import Forbidden, Unauthorized
-from app.models import Role, User, UserGrid
 from app.runtime import Runtime
-from app.security import Actor, TokenClaims, read_token
+from core.db import reader, session_scope
+from core.errors import Forbidden, Unauthorized
+from core.models import Role, User, UserGrid
+from core.security import Actor, TokenClaims, read_token
 
 
 async def get_runtime(request: Request) -> Runtime:

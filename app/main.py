@@ -21,20 +21,15 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import auth
-from app.db import database_answers, database_trouble, make_engine
-from app.errors import GridgovError, Unavailable
 from app.metrics import install_metrics
 from app.openapi import document_errors
+from app.routes import auth, calendar, cases, grids, reports, taxonomy
 from app.runtime import build_runtime, utcnow
 from app.secret import require_secret_key
-from app.settings import Settings, get_settings
-from app.text import displayable
-from dispatch import calendar_router
-from dispatch import router as dispatch_router
-from events import router as events_router
-from grid import router as grid_router
-from taxonomy import router as taxonomy_router
+from core.db import database_answers, database_trouble, make_engine
+from core.errors import GridgovError, Unavailable
+from core.settings import Settings, get_settings
+from core.text import displayable
 
 log = logging.getLogger("gridgov")
 
@@ -242,13 +237,13 @@ def create_app(
 
     for router in (
         auth.router,
-        events_router.router,
-        dispatch_router.router,
-        dispatch_router.departments_router,
-        calendar_router.router,
-        grid_router.router,
-        grid_router.areas_router,
-        taxonomy_router.router,
+        reports.router,
+        cases.router,
+        cases.departments_router,
+        calendar.router,
+        grids.router,
+        grids.areas_router,
+        taxonomy.router,
     ):
         app.include_router(router)
     return app

@@ -31,9 +31,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.db import database_trouble, reader
-from app.errors import Unauthorized
-from app.settings import Settings
+from core.db import database_trouble, reader
+from core.errors import Unauthorized
+from core.settings import Settings
 from dispatch.models import Case, WarningLevel
 from dispatch.workflow import OPEN_STATUSES
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-import migrations
-from app.db import unbounded
 from app.schema import metadata
+from core.db import unbounded
 
-MIGRATIONS_DIR = Path(migrations.__file__).resolve().parent
+# Found, not imported: the migration environment imports this module (it sits above `app`).
+_SPEC = importlib.util.find_spec("migrations")
+if _SPEC is None or _SPEC.origin is None:
+    raise ImportError("the migrations package is not installed beside gridgov")
+MIGRATIONS_DIR = Path(_SPEC.origin).resolve().parent
 
 
 def include_object(

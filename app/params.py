@@ -6,8 +6,8 @@ from collections.abc import Callable, Iterable
 
 from fastapi import Request
 
-from app.errors import ValidationFailed
-from app.text import displayable
+from core.errors import ValidationFailed
+from core.text import displayable
 
 
 def only_params(names: Iterable[str], *, repeatable: Iterable[str] = ()) -> Callable[..., None]:

@@ -18,8 +18,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.db import reader
-from app.models import AuthRevision, RevokedToken
+from core.db import reader
+from core.models import AuthRevision, RevokedToken
 
 
 def current_auth_revision(session: Session) -> int:

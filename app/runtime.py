@@ -12,10 +12,10 @@ from sqlalchemy.engine import Engine
 
 from app.contention import Turns
 from app.metrics import Metrics
-from app.revisioned import RevisionedCache
 from app.revocation import AuthWatch
-from app.security import Actor
-from app.settings import Settings
+from core.revisioned import RevisionedCache
+from core.security import Actor
+from core.settings import Settings
 from dispatch.service import CalendarProvider, Policy
 from events.service import IntakeContext
 from grid.index import GridIndex

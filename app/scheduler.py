@@ -7,9 +7,9 @@ import time
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from app.db import database_trouble
-from app.errors import GridgovError
 from app.runtime import Runtime
+from core.db import database_trouble
+from core.errors import GridgovError
 from dispatch.tasks import run_sweep
 
 log = logging.getLogger("gridgov.scheduler")

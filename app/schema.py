@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import app.models
-import app.privacy
+import core.models
+import core.privacy
 import dispatch.models
 import events.models
 import grid.models
 import taxonomy.models
-from app.db import metadata
+from core.db import metadata
 
-__all__ = ["app", "dispatch", "events", "grid", "metadata", "taxonomy"]
+__all__ = ["core", "dispatch", "events", "grid", "metadata", "taxonomy"]

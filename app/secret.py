@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from app.settings import Settings
+from core.settings import Settings
 
 MIN_SECRET_BYTES = 32
 # Values published in code, docs and tutorials: a token signed with one of them would be

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, delete, func, select, text, update
 from sqlmodel import Session, col
 
-from app.models import LoginAttempt, LoginOutcome
+from core.models import LoginAttempt, LoginOutcome
 
 log = logging.getLogger("gridgov.auth")
 

@@ -9,10 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.errors import Conflict, NotFound, ValidationFailed
-from app.models import Role, User, UserGrid
 from app.revocation import bump_auth_revision
-from app.security import hash_password
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.models import Role, User, UserGrid
+from core.security import hash_password
 from dispatch.models import Department
 from grid.models import Area, AreaLevel
 

@@ -3,7 +3,7 @@
 No auth, no placement, no classification, no routing, no history: the request already carries
 what the real intake would work out (reporter, grid, category, unit, limit), and the endpoint
 writes the same columns with SQLAlchemy Core, one transaction per request, on the app's own
-engine setup (app.db.make_engine). Served by uvicorn exactly like the real app:
+engine setup (core.db.make_engine). Served by uvicorn exactly like the real app:
 
     GRIDGOV_DATABASE_URL=... python -m uvicorn bare_app:create_bare_app --factory --app-dir bench
 """
@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from shapely.geometry import Point
 from sqlalchemy import insert
 
-from app.db import make_engine
+from core.db import make_engine
 from dispatch.models import Case, CaseStatus, WarningLevel
 
 

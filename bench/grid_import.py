@@ -26,8 +26,8 @@ from benchlib import emit, environment, log, scratch_postgres
 from grid_lookup import SHENZHEN_GEOJSON, cached_tessellation
 from shapely.geometry import mapping
 
-from app.db import make_engine, session_scope
 from app.migrate import upgrade
+from core.db import make_engine, session_scope
 from grid import service as grid_service
 from grid.consistency import check_hierarchy
 from grid.demo_district import build_chancheng

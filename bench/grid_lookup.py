@@ -44,9 +44,9 @@ from sqlalchemy import insert, text
 from sqlalchemy.engine import make_url
 
 import grid.tessellate
-from app.db import make_engine
 from app.migrate import upgrade
-from app.settings import Settings
+from core.db import make_engine
+from core.settings import Settings
 from grid.demo_district import build_chancheng
 from grid.geojson import read_geometry
 from grid.index import GridIndex, GridShape, PlacementRule

@@ -39,11 +39,11 @@ from benchlib import emit, environment, log, percentiles_ms, scratch_postgres
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.db import make_engine, session_scope
 from app.demo import seed
 from app.migrate import upgrade
-from app.models import User
-from app.security import issue_token
+from core.db import make_engine, session_scope
+from core.models import User
+from core.security import issue_token
 from dispatch.models import Case, CaseHistory
 from events.schemas import ReportIn
 from events.service import route

@@ -32,7 +32,7 @@ from benchlib import REPO_DIR, emit, environment, log
 from intake import SECRET, SEED, Workload, database, reporters
 
 from app.main import create_app
-from app.settings import Settings
+from core.settings import Settings
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 PROJECT_DIRS = ("/app/", "/grid/", "/events/", "/dispatch/", "/taxonomy/")

@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session
 
-from app.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from app.security import SYSTEM_ACTOR, Actor
+from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.security import SYSTEM_ACTOR, Actor
 from dispatch import effects
 from dispatch.cases import case_key
 from dispatch.changes import EventType, change

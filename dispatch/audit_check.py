@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from app.db import reader
-from app.errors import Conflict
+from core.db import reader
+from core.errors import Conflict
 from dispatch import audit
 from dispatch.history import CASE_TABLE as _CASE
 from dispatch.history import HEAD_TABLE as _HEAD

@@ -25,7 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from app.errors import ValidationFailed
+from core.errors import ValidationFailed
 from dispatch.holidays import RULE_YEARS
 
 MAX_HOLIDAY_DAYS = 15

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from app.errors import ValidationFailed
+from core.errors import ValidationFailed
 from dispatch.calendar import CalendarDay, WorkCalendar, unpublished_warning
 from dispatch.calendar_notice import Notice
 from dispatch.holidays import RULE_YEARS

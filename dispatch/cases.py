@@ -12,9 +12,9 @@ from shapely.geometry import Point
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text
 from sqlmodel import Session, col
 
-from app.errors import NotFound, ValidationFailed
-from app.models import Role
-from app.security import Actor
+from core.errors import NotFound, ValidationFailed
+from core.models import Role
+from core.security import Actor
 from dispatch.changes import EventType, change
 from dispatch.clock import CalendarProvider, apply_sla, set_deadlines
 from dispatch.history import CASE_TABLE as _CASE

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session
 
-from app.security import Actor
-from app.txqueue import TransactionQueue
+from core.security import Actor
+from core.txqueue import TransactionQueue
 from dispatch import history
 from dispatch.models import Case
 from dispatch.policy import Policy

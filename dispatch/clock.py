@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.db import reader
-from app.security import Actor
+from core.db import reader
+from core.security import Actor
 from dispatch import calendar_service, sla
 from dispatch.calendar import WorkCalendar, parse_office_hours
 from dispatch.changes import CaseEvent, EventType, change, emit

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.errors import Conflict, NotFound, ValidationFailed
-from app.security import Actor
+from core.errors import Conflict, NotFound, ValidationFailed
+from core.security import Actor
 from dispatch.cases import require_department, routing_for
 from dispatch.changes import change
 from dispatch.clock import CalendarProvider, restart_clock

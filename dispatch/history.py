@@ -10,8 +10,8 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session, col
 
-from app.security import Actor
-from app.txqueue import TransactionQueue
+from core.security import Actor
+from core.txqueue import TransactionQueue
 from dispatch import audit
 from dispatch.models import AuditHead, Case, CaseHistory
 from dispatch.policy import Policy

@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-from app.db import GeometryType, UTCDateTime
+from core.db import GeometryType, UTCDateTime
 
 
 class CaseStatus(StrEnum):

@@ -8,11 +8,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
-from app import privacy
-from app.models import Role
-from app.privacy import PiiKind
-from app.security import Actor, mask_name
-from app.text import CleanText, Identifier
+from core import privacy
+from core.models import Role
+from core.privacy import PiiKind
+from core.security import Actor, mask_name
+from core.text import CleanText, Identifier
 from dispatch.actions import available_actions
 from dispatch.models import Case, CaseHistory
 from dispatch.names import STATUS_LABELS, CaseNames, channel_of
@@ -86,7 +86,7 @@ def case_out(
     case: Case, *, viewer: Actor, names: CaseNames, history: list[CaseHistory] | None = None
 ) -> CaseOut:
     """A case as this viewer may see it: outside the centre, actor names are masked and so are
-    phone and ID-card numbers in the description, reasons and data (see `app.privacy`)."""
+    phone and ID-card numbers in the description, reasons and data (see `core.privacy`)."""
     assert case.id is not None
     full_names = viewer.is_command_centre
     clear = privacy.sees_personal_data(viewer)

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from app.db import session_scope
-from app.security import SYSTEM_ACTOR
+from core.db import session_scope
+from core.security import SYSTEM_ACTOR
 from dispatch import service as dispatch_service
 
 log = logging.getLogger("gridgov.sweep")

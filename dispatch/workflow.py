@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from app.models import Role
+from core.models import Role
 from dispatch.models import CaseStatus as S
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.text import CleanText, Identifier
+from core.text import CleanText, Identifier
 
 # The device's id for one report: resending it is safe (the same case comes back).
 ClientId = Annotated[

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, insert, select
 from sqlmodel import Session
 
-from app.errors import Conflict, GridgovError, ValidationFailed
-from app.security import Actor
+from core.errors import Conflict, GridgovError, ValidationFailed
+from core.security import Actor
 from dispatch import service as dispatch_service
 from dispatch.models import Case
 from events.models import Report

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from app.db import GeometryType, UTCDateTime
+from core.db import GeometryType, UTCDateTime
 
 
 class AreaLevel(StrEnum):

@@ -16,9 +16,9 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.errors import ImportRefused, NotFound, ValidationFailed
-from app.revisioned import RevisionedCache
-from app.text import no_controls
+from core.errors import ImportRefused, NotFound, ValidationFailed
+from core.revisioned import RevisionedCache
+from core.text import no_controls
 from grid.consistency import check_hierarchy
 from grid.coords import Crs, parse_crs, to_wgs84
 from grid.geojson import Source, scan_features

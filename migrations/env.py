@@ -5,9 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from app.db import make_engine, unbounded
 from app.migrate import include_object
 from app.schema import metadata
+from core.db import make_engine, unbounded
 
 config = context.config
 

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
-from app.db import UTCDateTime
+from core.db import UTCDateTime
 
 
 class CatalogueRevision(SQLModel, table=True):

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.errors import ImportRefused
-from app.revisioned import RevisionedCache
+from core.errors import ImportRefused
+from core.revisioned import RevisionedCache
 from taxonomy.catalogue import Catalogue, load_default_catalogue, parse_catalogue
 from taxonomy.classifier import Candidate, Classifier
 from taxonomy.models import CatalogueRevision

@@ -21,12 +21,12 @@ from sqlalchemy import create_engine, select, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from app.db import make_engine, session_scope
 from app.main import create_app
 from app.migrate import upgrade
-from app.models import User
-from app.security import issue_token
-from app.settings import Settings
+from core.db import make_engine, session_scope
+from core.models import User
+from core.security import issue_token
+from core.settings import Settings
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GRIDGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import app.db
+import core.db
 
 
 revision: str = "0001"
@@ -30,9 +30,9 @@ def upgrade() -> None:
         sa.Column("level", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("parent_code", sqlmodel.sql.sqltypes.AutoString(length=15), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
-        sa.Column("geom", app.db.GeometryType("GEOMETRY"), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("geom", core.db.GeometryType("GEOMETRY"), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_area")),
     )
     op.create_index(op.f("ix_area_code"), "area", ["code"], unique=True)
@@ -51,7 +51,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_catalogue_revision")),
     )
     op.create_table(
@@ -69,7 +69,7 @@ def upgrade() -> None:
         "grid_revision",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("revision", sa.Integer(), nullable=False),
-        sa.Column("changed_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("changed_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_grid_revision")),
     )
     op.create_table(
@@ -83,7 +83,7 @@ def upgrade() -> None:
         sa.Column("department_code", sa.String(length=16), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("token_version", sa.Integer(), nullable=False),
-        sa.Column("created_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["department_code"],
             ["department.code"],
@@ -105,7 +105,7 @@ def upgrade() -> None:
         sa.Column("description", sa.Text(), nullable=False),
         sa.Column("lat", sa.Float(), nullable=False),
         sa.Column("lng", sa.Float(), nullable=False),
-        sa.Column("location", app.db.GeometryType("POINT"), nullable=False),
+        sa.Column("location", core.db.GeometryType("POINT"), nullable=False),
         sa.Column("grid_code", sa.String(length=15), nullable=False),
         sa.Column("grid_rule", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("category_code", sqlmodel.sql.sqltypes.AutoString(length=2), nullable=False),
@@ -122,23 +122,23 @@ def upgrade() -> None:
         sa.Column("return_count", sa.Integer(), nullable=False),
         sa.Column("redo_count", sa.Integer(), nullable=False),
         sa.Column("paused_seconds", sa.Float(), nullable=False),
-        sa.Column("suspended_at", app.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("suspended_at", core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column(
             "status_before_suspend", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=True
         ),
-        sa.Column("clock_started_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("warn_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("due_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("next_check_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("occurred_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("reported_at", app.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("registered_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("dispatched_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("accepted_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("resolved_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("verified_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("closed_at", app.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("updated_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("clock_started_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("warn_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("due_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_check_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("occurred_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("reported_at", core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("registered_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("accepted_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("verified_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("history_seq", sa.Integer(), nullable=False),
         sa.Column("history_head", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
@@ -196,7 +196,7 @@ def upgrade() -> None:
         sa.Column("actor_id", sa.Integer(), nullable=True),
         sa.Column("actor_role", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("actor_name", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-        sa.Column("at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.Column("data", sa.JSON(), nullable=False),
         sa.Column("prev_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
@@ -216,7 +216,7 @@ def upgrade() -> None:
         sa.Column("payload_hash", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
         sa.Column("source", sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
         sa.Column("case_id", sa.Integer(), nullable=False),
-        sa.Column("received_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["case_id"], ["gg_case.id"], name=op.f("fk_report_case_id_gg_case")
         ),

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-import app.db
+import core.db
 
 revision: str = "0006"
 down_revision: str | None = "0005"
@@ -30,7 +30,7 @@ def upgrade() -> None:
         "calendar_year",
         sa.Column("year", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("note", sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-        sa.Column("published_at", app.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published_at", core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("year", name=op.f("pk_calendar_year")),
     )
 

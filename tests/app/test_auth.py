@@ -21,12 +21,12 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.cli import main as cli_main
-from app.db import make_engine, session_scope
 from app.main import create_app
-from app.models import LoginAttempt, RevokedToken, Role, User
-from app.security import issue_token
-from app.settings import Settings
 from app.users import create_user
+from core.db import make_engine, session_scope
+from core.models import LoginAttempt, RevokedToken, Role, User
+from core.security import issue_token
+from core.settings import Settings
 from tests.conftest import ROOT, SECRET, Api, FakeClock
 
 PASSWORD = "right-horse-battery"
@@ -367,7 +367,7 @@ def test_argon2_dummy_hash_is_not_computed_at_import() -> None:
         "    calls.append(1)\n"
         "    return real(self, *a, **k)\n"
         "argon2.PasswordHasher.hash = counted\n"
-        "import app.main, app.auth, app.cli\n"
+        "import app.main, app.routes.auth, app.cli\n"
         "print(len(calls))\n"
     )
     out = subprocess.run(

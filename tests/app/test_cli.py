@@ -16,11 +16,11 @@ from shapely.geometry import box, mapping
 from sqlalchemy import text
 
 from app.cli import main
-from app.db import make_engine
 from app.main import create_app
 from app.runtime import utcnow
-from app.security import issue_token
-from app.settings import Settings
+from core.db import make_engine
+from core.security import issue_token
+from core.settings import Settings
 
 SECRET = "gridgov-cli-tests-3e9a0c5d7f21b846-not-a-real-key"
 

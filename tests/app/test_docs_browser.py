@@ -24,7 +24,7 @@ from playwright.sync_api import ConsoleMessage, Page, Response, Route, sync_play
 from sqlalchemy.engine import Engine
 
 from app.main import create_app
-from app.settings import Settings
+from core.settings import Settings
 from tests.conftest import FakeClock
 
 CHROMIUM = Path("/usr/bin/chromium")

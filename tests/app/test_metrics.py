@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from app.db import make_engine
 from app.main import create_app
 from app.metrics import UNMATCHED
 from app.scheduler import sweep_job
-from app.settings import Settings
+from core.db import make_engine
+from core.settings import Settings
 from dispatch.models import Case
 from tests.conftest import SECRET, Api, FakeClock, OwnApp, new_client_id
 

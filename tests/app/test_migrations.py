@@ -44,8 +44,8 @@ def _project_names(tree: ast.Module) -> set[tuple[str, str]]:
 
 
 def test_the_checker_sees_project_imports() -> None:
-    tree = ast.parse("import app.db\nfrom dispatch.x import f\nT = app.db.UTCDateTime\n")
-    assert _project_names(tree) == {("dispatch.x", "f"), ("app.db", "UTCDateTime")}
+    tree = ast.parse("import core.db\nfrom dispatch.x import f\nT = core.db.UTCDateTime\n")
+    assert _project_names(tree) == {("dispatch.x", "f"), ("core.db", "UTCDateTime")}
 
 
 @pytest.mark.parametrize("path", VERSIONS, ids=[p.stem for p in VERSIONS])

@@ -23,8 +23,8 @@ from schemathesis.checks import (
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.models import User
-from app.security import issue_token
+from core.models import User
+from core.security import issue_token
 from tests.conftest import SECRET, OwnApp
 
 CHECKS = [

@@ -1,4 +1,4 @@
-"""Masking of phone and ID-card numbers in free text (app.privacy), property-tested."""
+"""Masking of phone and ID-card numbers in free text (core.privacy), property-tested."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from app.privacy import PiiKind, find_pii, mask_pii, mask_value
+from core.privacy import PiiKind, find_pii, mask_pii, mask_value
 
 # Text around a number: anything without digits (or the mask's star), so the number stands alone.
 _PROSE = st.text(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app.settings import Settings
+from core.settings import Settings
 from tests.conftest import ROOT
 
 

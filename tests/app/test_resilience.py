@@ -28,13 +28,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from app.db import make_engine, session_scope
 from app.deps import SessionDep
 from app.main import create_app
 from app.migrate import upgrade
-from app.models import Role, User
 from app.scheduler import sweep_job
-from app.settings import Settings
+from core.db import make_engine, session_scope
+from core.models import Role, User
+from core.settings import Settings
 from tests.conftest import (
     SECRET,
     Api,

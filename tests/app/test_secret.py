@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from app.cli import main
 from app.main import app_from_env, create_app
 from app.secret import InsecureSecretKey
-from app.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 # name: (GRIDGOV_SECRET_KEY or None for unset, what the refusal says)
 BAD_KEYS: dict[str, tuple[str | None, str]] = {

@@ -13,9 +13,9 @@ from alembic import command
 from shapely.geometry import Point
 from sqlmodel import Session
 
-from app.db import make_engine, session_scope
 from app.migrate import alembic_config, upgrade
-from app.security import SYSTEM_ACTOR
+from core.db import make_engine, session_scope
+from core.security import SYSTEM_ACTOR
 from dispatch import audit
 from dispatch import service as dispatch_service
 from dispatch.models import Case

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.errors import ValidationFailed
+from core.errors import ValidationFailed
 from dispatch.calendar_notice import NoticeDay, parse_notice
 
 

@@ -17,8 +17,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy.engine import Engine
 
 from app.cli import main
-from app.db import make_engine
 from app.migrate import upgrade
+from core.db import make_engine
 from dispatch import calendar_service
 from dispatch.calendar import DaySource, WorkCalendar
 from dispatch.service import CalendarProvider

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from app.models import Role
-from app.security import Actor
+from core.models import Role
+from core.security import Actor
 from dispatch import service as dispatch_service
 from dispatch.changes import CaseEvent, EventType
 from dispatch.models import Case

@@ -7,9 +7,9 @@ from typing import Any
 
 from sqlmodel import Session
 
-from app.errors import GridgovError
-from app.models import Role
-from app.security import Actor
+from core.errors import GridgovError
+from core.models import Role
+from core.security import Actor
 from dispatch import service as dispatch_service
 from dispatch.workflow import Action
 from grid import service as grid_service

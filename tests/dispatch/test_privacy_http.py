@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.privacy import PiiAccessLog
+from core.privacy import PiiAccessLog
 from tests.conftest import Api, new_client_id
 
 GRID = "440604011001001"

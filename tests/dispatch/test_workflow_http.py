@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from app.db import session_scope
+from core.db import session_scope
 from dispatch import service as dispatch_service
 from dispatch.tasks import run_sweep
 from grid.coords import wgs84_to_gcj02

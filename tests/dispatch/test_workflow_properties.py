@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.db import session_scope
+from core.db import session_scope
 from dispatch import service as dispatch_service
 from dispatch.actions import TRANSITIONS as RULES
 from dispatch.models import CaseStatus, Department

@@ -275,7 +275,7 @@ def test_expired_token_is_401(api: Api, demo_points: Any) -> None:
 
 
 def test_token_signed_with_another_key_is_401(api: Api, demo_points: Any) -> None:
-    from app.security import issue_token
+    from core.security import issue_token
 
     forged = issue_token(
         secret="not-the-key-but-long-enough-for-hs256-0123456789",

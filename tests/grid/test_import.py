@@ -20,8 +20,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.cli import main
-from app.db import session_scope
-from app.errors import ImportRefused, ValidationFailed
+from core.db import session_scope
+from core.errors import ImportRefused, ValidationFailed
 from grid import service as grid_service
 from grid.demo_district import build_chancheng
 from grid.models import Area

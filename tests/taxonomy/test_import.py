@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.cli import main
-from app.db import session_scope
-from app.errors import ImportRefused
+from core.db import session_scope
+from core.errors import ImportRefused
 from dispatch import service as dispatch_service
 from dispatch.models import Department
 from taxonomy import service as taxonomy_service

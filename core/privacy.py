@@ -33,8 +33,8 @@ from typing import Any
 from sqlalchemy import Column, ForeignKey, Integer, insert
 from sqlmodel import Field, Session, SQLModel
 
-from app.db import UTCDateTime, session_scope
-from app.security import Actor
+from core.db import UTCDateTime, session_scope
+from core.security import Actor
 
 
 class PiiKind(StrEnum):

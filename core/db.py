@@ -26,8 +26,8 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from sqlmodel import Session, SQLModel, create_engine
 
-from app.errors import Busy, GridgovError, Unavailable
-from app.settings import Settings, get_settings
+from core.errors import Busy, GridgovError, Unavailable
+from core.settings import Settings, get_settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from app.deps import ActorDep, RuntimeDep
-from app.text import CleanText
+from core.text import CleanText
 
 router = APIRouter(prefix="/v1/taxonomy", tags=["taxonomy"])
 

@@ -12,13 +12,13 @@ from sqlalchemy import select
 from sqlmodel import col
 
 from app import throttle
-from app.db import session_scope
 from app.deps import ActorDep, ClaimsDep, RuntimeDep, SessionDep
-from app.errors import TooManyRequests, Unauthorized
-from app.models import User
 from app.revocation import revoke_token
-from app.security import hash_password, issue_token, verify_password
-from app.text import Identifier
+from core.db import session_scope
+from core.errors import TooManyRequests, Unauthorized
+from core.models import User
+from core.security import hash_password, issue_token, verify_password
+from core.text import Identifier
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Response
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from app import privacy
 from app.deps import ActorDep, RuntimeDep, SessionDep, require_role
-from app.errors import GridgovError
-from app.models import Role
-from app.text import displayable
+from core import privacy
+from core.errors import GridgovError
+from core.models import Role
+from core.text import displayable
 from dispatch.names import case_names
 from dispatch.schemas import CaseOut, case_out, disclosures
 from events import service as events_service

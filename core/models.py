@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Column, ForeignKey, Index, String
 from sqlmodel import Field, SQLModel
 
-from app.db import UTCDateTime
+from core.db import UTCDateTime
 
 
 class Role(StrEnum):

@@ -12,8 +12,8 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from app.errors import Unauthorized
-from app.models import Role
+from core.errors import Unauthorized
+from core.models import Role
 
 _hasher = PasswordHasher()
 

@@ -11,13 +11,13 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app import privacy
 from app.deps import ActorDep, CaseTurnDep, RuntimeDep, SessionDep
-from app.errors import ValidationFailed
 from app.params import only_params
 from app.runtime import Runtime
-from app.security import Actor
-from app.text import Identifier
+from core import privacy
+from core.errors import ValidationFailed
+from core.security import Actor
+from core.text import Identifier
 from dispatch import service as dispatch_service
 from dispatch.models import Case, CaseStatus, Department
 from dispatch.names import SOURCE_OF_CHANNEL, case_names

@@ -16,7 +16,7 @@ from typing import Generic, TypeVar
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from app.db import reader
+from core.db import reader
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
 from app.params import only_params
-from app.text import Identifier
+from core.text import Identifier
 from grid import service as grid_service
 from grid.models import AreaLevel
 
