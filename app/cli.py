@@ -11,7 +11,8 @@ import click
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from app.runtime import build_runtime, utcnow
+from app.runtime import build_runtime
+from core.clock import utcnow
 from core.db import make_engine, session_scope
 from core.errors import GridgovError, ImportRefused
 from core.models import Role

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +23,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.metrics import install_metrics
 from app.openapi import document_errors
 from app.routes import auth, calendar, cases, grids, reports, taxonomy
-from app.runtime import build_runtime, utcnow
+from app.runtime import build_runtime
 from app.secret import require_secret_key
+from core.clock import Clock, utcnow
 from core.db import database_answers, database_trouble, make_engine
 from core.errors import GridgovError, Unavailable
 from core.settings import Settings, get_settings
@@ -157,7 +157,7 @@ def create_app(
     *,
     settings: Settings | None = None,
     engine: Engine | None = None,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Clock = utcnow,
     scheduler: bool = False,
 ) -> FastAPI:
     settings = settings or get_settings()

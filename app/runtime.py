@@ -6,13 +6,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
 from app.contention import Turns
 from app.metrics import Metrics
 from app.revocation import AuthWatch
+from core.clock import Clock, utcnow
 from core.revisioned import RevisionedCache
 from core.security import Actor
 from core.settings import Settings
@@ -21,10 +22,6 @@ from events.service import IntakeContext
 from grid.index import GridIndex
 from grid.service import grid_resolver
 from taxonomy.service import Taxonomy, taxonomy_holder
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class ActorCache:
@@ -81,7 +78,7 @@ class Runtime:
     auth: AuthWatch
     # This process's Prometheus instruments, in a registry of their own (app/metrics.py).
     metrics: Metrics
-    clock: Callable[[], datetime] = field(default=utcnow)
+    clock: Clock = field(default=utcnow)
     # Actions on one case take turns here, in the event loop (see app/contention.py).
     case_turns: Turns = field(default_factory=Turns)
 
@@ -99,9 +96,7 @@ class Runtime:
         )
 
 
-def build_runtime(
-    settings: Settings, engine: Engine, *, clock: Callable[[], datetime] = utcnow
-) -> Runtime:
+def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) -> Runtime:
     actors = ActorCache(settings.auth_cache_seconds)
     return Runtime(
         settings=settings,

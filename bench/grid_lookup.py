@@ -21,7 +21,7 @@ import gc
 import hashlib
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -299,9 +299,10 @@ class FullCollections:
         return {"gc_full_collections": self.count, "gc_full_s": round(self.seconds, 4)}
 
 
-def time_in_process(
-    index: GridIndex, xs: list[float], ys: list[float], tol: float, budget_s: float
+def time_each(
+    locate: Callable[[float, float], str | None], xs: list[float], ys: list[float], budget_s: float
 ) -> tuple[list[str | None], list[int], float]:
+    """Each point's lookup timed on its own, until the points or the budget run out."""
     codes: list[str | None] = []
     lat_ns: list[int] = []
     clock = time.perf_counter_ns
@@ -309,34 +310,36 @@ def time_in_process(
     deadline = started + int(budget_s * 1e9)
     for x, y in zip(xs, ys, strict=True):
         t0 = clock()
-        placement = index.locate(x, y, tolerance_m=tol)
+        code = locate(x, y)
         t1 = clock()
         lat_ns.append(t1 - t0)
-        codes.append(placement.grid_code if placement is not None else None)
+        codes.append(code)
         if t1 > deadline:
             break
     return codes, lat_ns, (clock() - started) / 1e9
 
 
+def time_in_process(
+    index: GridIndex, xs: list[float], ys: list[float], tol: float, budget_s: float
+) -> tuple[list[str | None], list[int], float]:
+    def locate(x: float, y: float) -> str | None:
+        placement = index.locate(x, y, tolerance_m=tol)
+        return placement.grid_code if placement is not None else None
+
+    return time_each(locate, xs, ys, budget_s)
+
+
 def time_postgis(
     conn: psycopg.Connection[Any], xs: list[float], ys: list[float], budget_s: float
 ) -> tuple[list[str | None], list[int], float]:
-    codes: list[str | None] = []
-    lat_ns: list[int] = []
-    clock = time.perf_counter_ns
-    started = clock()
-    deadline = started + int(budget_s * 1e9)
     with conn.cursor() as cur:
-        for x, y in zip(xs, ys, strict=True):
-            t0 = clock()
+
+        def locate(x: float, y: float) -> str | None:
             cur.execute(SINGLE_SQL, (x, y), prepare=True)
             row = cur.fetchone()
-            t1 = clock()
-            lat_ns.append(t1 - t0)
-            codes.append(row[0] if row else None)
-            if t1 > deadline:
-                break
-    return codes, lat_ns, (clock() - started) / 1e9
+            return row[0] if row else None
+
+        return time_each(locate, xs, ys, budget_s)
 
 
 def bulk_postgis(conn: psycopg.Connection[Any], pts: np.ndarray) -> tuple[list[str | None], float]:

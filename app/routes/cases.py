@@ -176,19 +176,7 @@ def get_case(
 ) -> CaseOut:
     """One case, by id or case_no, with its history."""
     case = dispatch_service.get_case(session, case_id=case_ref(case_id), actor=actor)
-    assert case.id is not None
-    names = case_names(session, [case], catalogue=runtime.taxonomy.get().catalogue)
-    out = case_out(
-        case, viewer=actor, names=names, history=dispatch_service.history(session, case.id)
-    )
-    privacy.record_disclosures(
-        session,
-        viewer=actor,
-        disclosed=disclosures(actor, [out]),
-        endpoint="GET /v1/cases/{id}",
-        now=runtime.now(),
-    )
-    return out
+    return _one_case(session, runtime, actor, case, endpoint="GET /v1/cases/{id}")
 
 
 @router.post("/{case_id}/{action}", response_model=CaseOut)
@@ -216,6 +204,13 @@ def act(
         catalogue=runtime.taxonomy.get().catalogue,
         grid_exists=lambda code: grid_service.grid_is_active(session, code),
     )
+    return _one_case(session, runtime, actor, case, endpoint=f"POST /v1/cases/{{id}}/{action}")
+
+
+def _one_case(
+    session: Session, runtime: Runtime, actor: Actor, case: Case, *, endpoint: str
+) -> CaseOut:
+    """A case as `actor` may see it, with names and history; clear personal data read is logged."""
     assert case.id is not None
     names = case_names(session, [case], catalogue=runtime.taxonomy.get().catalogue)
     out = case_out(
@@ -225,7 +220,7 @@ def act(
         session,
         viewer=actor,
         disclosed=disclosures(actor, [out]),
-        endpoint=f"POST /v1/cases/{{id}}/{action}",
+        endpoint=endpoint,
         now=runtime.now(),
     )
     return out

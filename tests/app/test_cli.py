@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from app.cli import main
 from app.main import create_app
-from app.runtime import utcnow
+from core.clock import utcnow
 from core.db import make_engine
 from core.security import issue_token
 from core.settings import Settings
