@@ -43,9 +43,7 @@ class Turns:
                 async with asyncio.timeout(timeout):
                     await turn.lock.acquire()
             except TimeoutError:
-                raise Busy(
-                    f"others are acting on this case; not our turn within {timeout:g} s"
-                ) from None
+                raise Busy() from None
             try:
                 yield
             finally:

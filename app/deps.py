@@ -13,7 +13,7 @@ from sqlmodel import Session, col
 
 from app.runtime import Runtime
 from core.db import reader, session_scope
-from core.errors import Forbidden, Unauthorized
+from core.errors import InvalidToken, Lang, MissingToken, TokenRevoked, WrongRole, pick_language
 from core.models import Role, User, UserGrid
 from core.security import Actor, TokenClaims, read_token
 
@@ -24,6 +24,14 @@ async def get_runtime(request: Request) -> Runtime:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def request_language(request: Request) -> Lang:
+    """The language of the answer's messages: Chinese unless `Accept-Language` prefers English."""
+    return pick_language(request.headers.get("accept-language"))
+
+
+LanguageDep = Annotated[Lang, Depends(request_language)]
 
 
 def get_session(request: Request, runtime: RuntimeDep) -> Iterator[Session]:
@@ -55,9 +63,9 @@ BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 def load_actor(session: Session, user_id: int, token_version: int | None) -> Actor:
     user = session.get(User, user_id)
     if user is None or not user.active:
-        raise Unauthorized("unknown or disabled account", code="invalid_token")
+        raise InvalidToken()
     if token_version is not None and user.token_version != token_version:
-        raise Unauthorized("token revoked; sign in again", code="token_revoked")
+        raise TokenRevoked()
     grids: frozenset[str] = frozenset()
     if user.role == Role.GRID_WORKER:
         grids = frozenset(
@@ -79,7 +87,7 @@ async def get_token_claims(runtime: RuntimeDep, credentials: BearerDep) -> Token
     """The token's claims, once signature, expiry and revocation are checked: no database but a
     revision read at most every `auth_refresh_seconds` (see `AuthWatch`)."""
     if credentials is None or credentials.scheme.lower() != "bearer":
-        raise Unauthorized("a bearer token is required", code="missing_token")
+        raise MissingToken()
     settings = runtime.settings
     now = runtime.now()
     claims = read_token(
@@ -91,7 +99,7 @@ async def get_token_claims(runtime: RuntimeDep, credentials: BearerDep) -> Token
     if runtime.auth.due():
         await run_in_threadpool(runtime.auth.refresh, now=now)
     if runtime.auth.is_revoked(claims.jti):
-        raise Unauthorized("token revoked; sign in again", code="token_revoked")
+        raise TokenRevoked()
     return claims
 
 
@@ -125,6 +133,4 @@ ActorDep = Annotated[Actor, Depends(get_actor)]
 
 def require_role(actor: Actor, *roles: Role) -> None:
     if actor.role not in roles:
-        raise Forbidden(
-            "this needs the role " + " or ".join(r.value for r in roles), code="wrong_role"
-        )
+        raise WrongRole(roles=" / ".join(r.value for r in roles))

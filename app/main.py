@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.deps import request_language
 from app.metrics import install_metrics
 from app.openapi import document_errors
 from app.routes import auth, calendar, cases, grids, reports, taxonomy
@@ -27,7 +28,22 @@ from app.runtime import build_runtime
 from app.secret import require_secret_key
 from core.clock import Clock, utcnow
 from core.db import database_answers, database_trouble, make_engine
-from core.errors import GridgovError, Unavailable
+from core.errors import (
+    GridgovError,
+    HttpError,
+    InternalError,
+    Lang,
+    MalformedJson,
+    MethodNotAllowed,
+    PathNotFound,
+    PayloadTooLarge,
+    RequestInvalid,
+    StaleCase,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    pick_language,
+)
 from core.settings import Settings, get_settings
 from core.text import displayable
 
@@ -41,9 +57,21 @@ DOCS_CSP = (
 )
 
 
-def error_body(code: str, detail: str) -> dict[str, str]:
+def error_body(exc: GridgovError, lang: Lang) -> dict[str, str]:
     # A detail may quote the client's text: never let a lone surrogate break the answer.
-    return {"error": code, "detail": displayable(detail)}
+    return {"error": exc.code, "detail": displayable(exc.message(lang))}
+
+
+def error_response(
+    exc: GridgovError, lang: Lang, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The one error answer: the body, the status, `Retry-After` when set, the language."""
+    sent = dict(headers or {})
+    if exc.retry_after is not None:
+        sent["Retry-After"] = str(exc.retry_after)
+    sent["Content-Language"] = "zh-CN" if lang == "zh" else "en"
+    sent["Vary"] = "Accept-Language"
+    return JSONResponse(error_body(exc, lang), status_code=exc.status_code, headers=sent)
 
 
 class BodyLimitMiddleware:
@@ -60,16 +88,16 @@ class BodyLimitMiddleware:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length")
+        lang = pick_language(headers.get("accept-language"))
+        too_large = PayloadTooLarge(limit=self.max_bytes)
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await _send_error(send, 413, "payload_too_large", f"body over {self.max_bytes} bytes")
+            await _send_error(send, too_large, lang)
             return
         path: str = scope["path"]
         ctype = headers.get("content-type", "").split(";")[0].strip().lower()
         if path.startswith("/v1/") and path not in self.form_paths and length not in (None, "0"):
             if ctype != "application/json":
-                await _send_error(
-                    send, 415, "unsupported_media_type", "send the body as application/json"
-                )
+                await _send_error(send, UnsupportedMediaType(), lang)
                 return
         received = 0
 
@@ -85,51 +113,46 @@ class BodyLimitMiddleware:
         try:
             await self.app(scope, limited_receive, send)
         except _TooLarge:
-            await _send_error(send, 413, "payload_too_large", f"body over {self.max_bytes} bytes")
+            await _send_error(send, too_large, lang)
 
 
 class _TooLarge(Exception):
     pass
 
 
-async def _send_error(send: Send, status: int, code: str, detail: str) -> None:
-    response = JSONResponse(error_body(code, detail), status_code=status)
-    await send({"type": "http.response.start", "status": status, "headers": response.raw_headers})
+async def _send_error(send: Send, exc: GridgovError, lang: Lang) -> None:
+    response = error_response(exc, lang)
+    await send(
+        {"type": "http.response.start", "status": exc.status_code, "headers": response.raw_headers}
+    )
     await send({"type": "http.response.body", "body": response.body})
 
 
 def _install_error_handlers(app: FastAPI) -> None:
+    """Every failure, the framework's included, becomes one registered error class."""
+
     @app.exception_handler(GridgovError)
-    async def _gridgov(_: Request, exc: GridgovError) -> JSONResponse:
-        headers = None if exc.retry_after is None else {"Retry-After": str(exc.retry_after)}
-        return JSONResponse(
-            error_body(exc.code, exc.detail), status_code=exc.status_code, headers=headers
-        )
+    async def _gridgov(request: Request, exc: GridgovError) -> JSONResponse:
+        return error_response(exc, request_language(request))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         if any(e.get("type") == "json_invalid" for e in errors):
-            return JSONResponse(error_body("malformed_json", "the body is not valid JSON"), 400)
-        parts = []
-        for e in errors[:5]:
-            where = ".".join(str(p) for p in e.get("loc", ()) if p != "body")
-            parts.append(f"{where}: {e.get('msg', 'invalid')}")
-        return JSONResponse(error_body("validation_error", "; ".join(parts)), status_code=422)
+            return await _gridgov(request, MalformedJson())
+        return await _gridgov(request, RequestInvalid(errors=errors))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        codes = {
-            400: "malformed_json",  # FastAPI raises it when the body cannot be parsed at all
-            401: "unauthorized",
-            404: "not_found",
-            405: "method_not_allowed",
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        known: dict[int, Callable[[], GridgovError]] = {
+            400: MalformedJson,  # FastAPI raises it when the body cannot be parsed at all
+            401: Unauthorized,
+            404: PathNotFound,
+            405: MethodNotAllowed,
         }
-        return JSONResponse(
-            error_body(codes.get(exc.status_code, "http_error"), str(exc.detail)),
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        make = known.get(exc.status_code)
+        error = make() if make is not None else HttpError(status=exc.status_code)
+        return error_response(error, request_language(request), getattr(exc, "headers", None))
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(request: Request, exc: SQLAlchemyError) -> JSONResponse:
@@ -137,20 +160,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         trouble = database_trouble(exc)
         if trouble is None:
             log.error("database error", exc_info=exc)
-            return JSONResponse(error_body("internal_error", "an internal error occurred"), 500)
+            return await _gridgov(request, InternalError())
         log.warning("%s %s: %s (%s)", request.method, request.url.path, trouble.code, exc)
         return await _gridgov(request, trouble)
 
     @app.exception_handler(StaleDataError)
-    async def _stale(_: Request, exc: StaleDataError) -> JSONResponse:
-        return JSONResponse(
-            error_body("stale_case", "the case changed meanwhile; reload and retry"), 409
-        )
+    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        return await _gridgov(request, StaleCase())
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return JSONResponse(error_body("internal_error", "an internal error occurred"), 500)
+        return await _gridgov(request, InternalError())
 
 
 def create_app(
@@ -228,7 +249,7 @@ def create_app(
                     database_answers, engine, limiter=ready_limiter, abandon_on_cancel=True
                 )
         except TimeoutError:
-            raise Unavailable(f"the database did not answer within {timeout:g} s") from None
+            raise Unavailable() from None
         return {"status": "ok"}
 
     @app.get("/", include_in_schema=False)

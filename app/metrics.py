@@ -210,7 +210,7 @@ def install_metrics(app: FastAPI, *, metrics: Metrics, settings: Settings) -> No
     @app.get("/metrics", include_in_schema=False)
     def metrics_endpoint(request: Request) -> Response:
         if token is not None and not _bearer_matches(request, token):
-            raise Unauthorized("metrics need Authorization: Bearer <GRIDGOV_METRICS_TOKEN>")
+            raise Unauthorized()
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 

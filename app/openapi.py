@@ -2,7 +2,9 @@
 
 Every error is `{"error": CODE, "detail": message}` (one handler renders them all), so each
 operation documents the same `Error` schema for the statuses it can give; 422 is ours too, not
-FastAPI's `HTTPValidationError`, because the handler reshapes validation errors.
+FastAPI's `HTTPValidationError`, because the handler reshapes validation errors. `error` is one
+of the registered codes (`core.errors.REGISTRY`); `detail` is Chinese unless the request's
+`Accept-Language` prefers English.
 """
 
 from __future__ import annotations
@@ -12,13 +14,23 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from core.errors import REGISTRY
+
 ERROR_SCHEMA: dict[str, Any] = {
     "title": "Error",
     "type": "object",
     "required": ["error", "detail"],
     "properties": {
-        "error": {"type": "string", "description": "stable machine code, e.g. not_permitted"},
-        "detail": {"type": "string", "description": "what went wrong, for people"},
+        "error": {
+            "type": "string",
+            "enum": sorted(REGISTRY),
+            "description": "stable machine code, e.g. not_permitted",
+        },
+        "detail": {
+            "type": "string",
+            "description": "what went wrong, for people: in Simplified Chinese, or in English "
+            "when Accept-Language prefers it (e.g. `en`, `en-US`, `en;q=0.9, zh;q=0.1`)",
+        },
     },
 }
 

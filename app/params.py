@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable
 
 from fastapi import Request
 
-from core.errors import ValidationFailed
+from core.errors import RepeatedParameter, UnknownParameter
 from core.text import displayable
 
 
@@ -21,13 +21,8 @@ def only_params(names: Iterable[str], *, repeatable: Iterable[str] = ()) -> Call
         for name in dict.fromkeys(params.keys()):
             if name not in known:
                 takes = ", ".join(sorted(known)) or "none"
-                raise ValidationFailed(
-                    f"unknown parameter {displayable(name)[:64]!r}; this operation takes: {takes}",
-                    code="unknown_parameter",
-                )
+                raise UnknownParameter(name=displayable(name)[:64], accepted=takes)
             if name not in many and len(params.getlist(name)) > 1:
-                raise ValidationFailed(
-                    f"parameter {name!r} given more than once", code="repeated_parameter"
-                )
+                raise RepeatedParameter(name=name)
 
     return check

@@ -10,13 +10,25 @@ from sqlalchemy import select
 from sqlmodel import Session, col
 
 from app.revocation import bump_auth_revision
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import (
+    DepartmentRequired,
+    GridRequired,
+    InvalidDepartment,
+    InvalidGrid,
+    InvalidUsername,
+    UnknownDepartment,
+    UnknownGrid,
+    UnknownUser,
+    UsernameTaken,
+    WeakPassword,
+)
 from core.models import Role, User, UserGrid
 from core.security import hash_password
 from dispatch.models import Department
 from grid.models import Area, AreaLevel
 
 _USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{2,64}$")
+MIN_PASSWORD_CHARS = 8
 
 
 def create_user(
@@ -34,24 +46,18 @@ def create_user(
 ) -> User:
     """A grid worker needs at least one existing grid, a department account its department."""
     if not _USERNAME.match(username):
-        raise ValidationFailed(
-            "username: 2-64 characters of letters, digits, _ . @ -", code="invalid_username"
-        )
-    if password_hash is None and len(password) < 8:
-        raise ValidationFailed("password needs at least 8 characters", code="weak_password")
+        raise InvalidUsername()
+    if password_hash is None and len(password) < MIN_PASSWORD_CHARS:
+        raise WeakPassword(min_chars=MIN_PASSWORD_CHARS)
     grids = sorted(set(grid_codes))
     if role is Role.GRID_WORKER and not grids:
-        raise ValidationFailed("a grid worker needs --grid", code="grid_required")
+        raise GridRequired()
     if role is not Role.GRID_WORKER and grids:
-        raise ValidationFailed("only grid workers have grids", code="invalid_grid")
+        raise InvalidGrid()
     if role is Role.DEPARTMENT and not department_code:
-        raise ValidationFailed(
-            "a department account needs --department", code="department_required"
-        )
+        raise DepartmentRequired()
     if role is not Role.DEPARTMENT and department_code:
-        raise ValidationFailed(
-            "only department accounts have a department", code="invalid_department"
-        )
+        raise InvalidDepartment()
     if grids:
         known = set(
             session.execute(
@@ -62,20 +68,18 @@ def create_user(
         )
         missing = [g for g in grids if g not in known]
         if missing:
-            raise ValidationFailed(f"unknown grid(s): {', '.join(missing)}", code="unknown_grid")
+            raise UnknownGrid(grids=", ".join(missing))
     if department_code is not None:
         dep = session.execute(
             select(col(Department.id)).where(col(Department.code) == department_code)
         ).first()
         if dep is None:
-            raise ValidationFailed(
-                f"unknown department {department_code!r}", code="unknown_department"
-            )
+            raise UnknownDepartment(department=department_code)
     if (
         session.execute(select(col(User.id)).where(col(User.username) == username)).first()
         is not None
     ):
-        raise Conflict(f"user {username!r} exists", code="username_taken")
+        raise UsernameTaken(username=username)
     user = User(
         username=username,
         display_name=display_name or username,
@@ -97,7 +101,7 @@ def create_user(
 def _by_username(session: Session, username: str) -> User:
     user: User | None = session.execute(select(User).where(col(User.username) == username)).scalar()
     if user is None:
-        raise NotFound(f"no user {username!r}", code="unknown_user")
+        raise UnknownUser(username=username)
     return user
 
 

@@ -34,7 +34,7 @@ class BareReportIn(BaseModel):
     crs: str = "wgs84"
     description: str
     reporter_id: int
-    source: str
+    channel: str
     grid_code: str
     grid_rule: str
     category_code: str
@@ -69,7 +69,7 @@ def create_bare_app() -> FastAPI:
         values = {
             "case_no": report.client_id[:32],
             "status": CaseStatus.REPORTED.value,
-            "source": report.source,
+            "channel": report.channel,
             "reporter_id": report.reporter_id,
             "description": report.description,
             "lat": report.lat,

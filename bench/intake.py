@@ -270,7 +270,7 @@ class Workload:
         return {
             **body,
             "reporter_id": person.user_id,
-            "source": "grid_worker",
+            "channel": "grid_worker",
             "grid_code": person.grid_code,
             "grid_rule": "inside",
             "category_code": r.category_code,

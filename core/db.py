@@ -148,7 +148,7 @@ def make_engine(url: str | None = None, *, settings: Settings | None = None) -> 
             conn.exec_driver_sql("BEGIN")
             return
         if not write_lock.acquire(timeout=lock_timeout):
-            raise Busy(f"the database is busy writing; no write slot within {lock_timeout:g} s")
+            raise Busy()
         conn.info["gridgov_write_lock"] = True
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -246,29 +246,27 @@ def database_trouble(exc: BaseException) -> GridgovError | None:
     """What a database failure means to the caller: `Busy` (409, retry soon), `Unavailable`
     (503: down, unreachable, too slow), or None: a bug, left to be a 500."""
     if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection in time
-        return Unavailable("no database connection free in time; retry shortly")
+        return Unavailable()
     if not isinstance(exc, sa_exc.DBAPIError):
         return None
     orig = exc.orig
     sqlstate = getattr(orig, "sqlstate", None)
     if sqlstate in _BUSY_SQLSTATES:
-        return Busy("others are changing the same records; retry shortly")
+        return Busy()
     if exc.connection_invalidated:
-        return Unavailable("the connection to the database was lost; retry shortly")
+        return Unavailable()
     if isinstance(sqlstate, str) and sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
-        if sqlstate == "57014":
-            return Unavailable("the database is too slow to answer; retry shortly")
-        return Unavailable("the database cannot serve now; retry shortly")
+        return Unavailable()  # 57014 included: a statement over its timeout
     sqlite_code = getattr(orig, "sqlite_errorcode", None)
     if isinstance(sqlite_code, int):
         if sqlite_code & 0xFF in _SQLITE_BUSY:
-            return Busy("the database is busy writing; retry shortly")
+            return Busy()
         if sqlite_code & 0xFF in _SQLITE_UNAVAILABLE:
-            return Unavailable("the database cannot be used now; retry shortly")
+            return Unavailable()
         return None
     if isinstance(orig, psycopg.OperationalError) and sqlstate is None:
         # libpq failures carry no SQLSTATE: refused, timed out, lost (see BoundedConnection).
-        return Unavailable("the database is unreachable; retry shortly")
+        return Unavailable()
     return None
 
 

@@ -12,7 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from core.errors import Unauthorized
+from core.errors import InvalidToken, TokenExpired
 from core.models import Role
 
 _hasher = PasswordHasher()
@@ -46,6 +46,34 @@ class Actor:
 
 
 SYSTEM_ACTOR = Actor(id=None, username="system", role=Role.ADMIN, display_name="系统")
+
+
+@dataclass(frozen=True)
+class Outsider:
+    """Someone acting without an account: a resident writing through WeChat, a civic app through
+    Open311. Named by channel and a masked identity (`wechat:o6_b…`): the full identity stays
+    with the report, out of the history everyone in the loop reads. It has no role or place,
+    so no permission check can take it for an account."""
+
+    channel: str
+    masked_identity: str
+    id: None = None
+
+    @property
+    def role(self) -> str:
+        return self.channel
+
+    @property
+    def username(self) -> str:
+        return f"{self.channel}:{self.masked_identity}"
+
+    @property
+    def display_name(self) -> str:
+        return self.username
+
+
+# Who a history row and a case event name: an account, or an outsider.
+Party = Actor | Outsider
 
 
 TOKEN_ALGORITHM = "HS256"
@@ -123,12 +151,12 @@ def read_token(token: str, *, secret: str, now: datetime, leeway: float = 0.0) -
     try:
         claims, issued = _verified(token, secret)
     except (jwt.InvalidTokenError, ValueError, KeyError, TypeError, OverflowError) as exc:
-        raise Unauthorized("invalid token", code="invalid_token") from exc
+        raise InvalidToken() from exc
     at = now.timestamp()
     if claims.expires_at.timestamp() + leeway <= at:
-        raise Unauthorized("token expired; sign in again", code="token_expired")
+        raise TokenExpired()
     if issued - leeway > at:
-        raise Unauthorized("invalid token: issued in the future", code="invalid_token")
+        raise InvalidToken()
     return claims
 
 

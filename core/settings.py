@@ -60,10 +60,6 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     # When set, `/metrics` answers only to `Authorization: Bearer <token>` (else 401).
     metrics_token: str | None = None
-    wechat_token: str | None = None
-    wechat_appid: str | None = None
-    wechat_aes_key: str | None = None
-    wechat_api_base: str = "https://api.weixin.qq.com"
 
 
 @lru_cache

@@ -10,7 +10,18 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session
 
-from core.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from core.errors import (
+    CaseNotFound,
+    GridgovError,
+    IllegalTransition,
+    InvalidAmount,
+    InvalidMerge,
+    NoteRequired,
+    NotPermitted,
+    PassedRequired,
+    ReasonRequired,
+    StaleCase,
+)
 from core.security import SYSTEM_ACTOR, Actor
 from dispatch import effects
 from dispatch.cases import case_key
@@ -18,8 +29,9 @@ from dispatch.changes import EventType, change
 from dispatch.clock import CalendarProvider, apply_sla, record_sla, set_deadlines
 from dispatch.effects import ActionParams, Step
 from dispatch.models import Case, CaseStatus
+from dispatch.names import STATUS_LABELS
 from dispatch.policy import Policy
-from dispatch.workflow import Action, Party, may_act, who_may
+from dispatch.workflow import Action, Party, may_act
 from taxonomy.catalogue import Catalogue
 
 S = CaseStatus
@@ -45,16 +57,13 @@ class Transition:
         return self.target(case, params)
 
 
-# Each field a row may need: (error code, what the caller is told).
-FIELD_ERRORS: dict[str, tuple[str, str]] = {
-    "reason": ("reason_required", "{action} needs a reason"),
-    "note": ("note_required", "{action} needs a note on the result"),
-    "passed": (
-        "passed_required",
-        "{action} needs passed: true (the work is done) or false (重办)",
-    ),
-    "amount": ("invalid_amount", "{action} needs an amount"),
-    "into_case_id": ("invalid_merge", "{action} needs into_case_id"),
+# Each field a row may need, and the error when it is missing.
+FIELD_ERRORS: dict[str, Callable[[Action, Case], GridgovError]] = {
+    "reason": lambda action, _: ReasonRequired(action=action.value),
+    "note": lambda action, _: NoteRequired(action=action.value),
+    "passed": lambda action, _: PassedRequired(action=action.value),
+    "amount": lambda _, case: InvalidAmount(limit=effects.max_extension(case)),
+    "into_case_id": lambda _, __: InvalidMerge(),
 }
 
 
@@ -219,28 +228,25 @@ def act(
         select(Case).where(case_key(case_id)).with_for_update()
     ).scalar()
     if case is None:
-        raise NotFound(f"case {case_id} not found", code="case_not_found")
+        raise CaseNotFound(case=str(case_id))
     transition = TRANSITIONS[action]
     if not _may(transition, case, actor):
-        raise Forbidden(who_may(transition.party, action), code="not_permitted")
+        raise NotPermitted(party=transition.party.value, action=action.value)
     if params.expected_version is not None and params.expected_version != case.version:
-        raise Conflict(
-            f"case {case.case_no} changed meanwhile (version {case.version}); reload and retry",
-            code="stale_case",
-        )
+        raise StaleCase()
     status = CaseStatus(case.status)
     if status not in transition.sources:
-        raise Conflict(
-            f"cannot {action} a case that is {status}; allowed from: "
-            + ", ".join(sorted(transition.sources)),
-            code="illegal_transition",
+        raise IllegalTransition(
+            action=action.value,
+            status=status.value,
+            status_label=STATUS_LABELS[status],
+            allowed=", ".join(sorted(transition.sources)),
         )
     reason = (params.reason or "").strip() or None
     note = (params.note or "").strip() or None
     for name in FIELD_ERRORS:  # in this order: reason, note, then the action's own
         if name in transition.needs and not _given(params, name, reason, note):
-            code, message = FIELD_ERRORS[name]
-            raise ValidationFailed(message.format(action=action), code=code)
+            raise FIELD_ERRORS[name](action, case)
 
     step = Step(
         session, case, params, actor, now, policy, calendars, catalogue, grid_exists, reason, note

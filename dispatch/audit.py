@@ -37,7 +37,7 @@ _CHECKPOINT_TAG = "gridgov-audit-checkpoint-v1"
 AUDITED_FIELDS: tuple[str, ...] = (
     "case_no",
     "status",
-    "source",
+    "channel",
     "reporter_id",
     "description",
     "lat",
@@ -74,6 +74,12 @@ AUDITED_FIELDS: tuple[str, ...] = (
     "closed_at",
 )
 _FLOAT_FIELDS = frozenset({"lat", "lng", "classification_score", "paused_seconds"})
+# The digest is a sealed format: every state recorded since 0003 must still reproduce. Migration
+# 0007 renamed the case's `source` to `channel` and respelled `command_centre` as `dispatcher`,
+# so the digest keeps the old name and spelling (a one-to-one mapping: no channel is spelled
+# `command_centre`). The stored column is still covered, old rows verify unchanged.
+_DIGEST_NAMES = {"channel": "source"}
+_DIGEST_CHANNEL_SPELLING = {"dispatcher": "command_centre"}
 
 
 def _canonical_json(value: Any) -> str:
@@ -99,6 +105,8 @@ def _canonical_field(name: str, value: Any) -> Any:
         return str(value.value)
     if name in _FLOAT_FIELDS:
         return float(value)
+    if name == "channel":
+        return _DIGEST_CHANNEL_SPELLING.get(str(value), str(value))
     if isinstance(value, bool | int):
         return int(value)
     return value
@@ -106,7 +114,10 @@ def _canonical_field(name: str, value: Any) -> Any:
 
 def case_state(case: Any) -> dict[str, Any]:
     """The audited fields of a case (an ORM object or a row), as canonical JSON values."""
-    return {name: _canonical_field(name, getattr(case, name)) for name in AUDITED_FIELDS}
+    return {
+        _DIGEST_NAMES.get(name, name): _canonical_field(name, getattr(case, name))
+        for name in AUDITED_FIELDS
+    }
 
 
 def state_digest(case: Any) -> str:

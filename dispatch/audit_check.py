@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from core.db import reader
-from core.errors import Conflict
+from core.errors import AuditBroken
 from dispatch import audit
 from dispatch.history import CASE_TABLE as _CASE
 from dispatch.history import HEAD_TABLE as _HEAD
@@ -148,21 +148,13 @@ def audit_checkpoint(session: Session, *, key: str) -> str:
     conn = session.connection()
     head = conn.execute(select(_HEAD.c.gseq, _HEAD.c.hash).where(_HEAD.c.id == 1)).first()
     if head is None:
-        raise Conflict("the audit_head row is missing", code="audit_broken")
+        raise AuditBroken()
     gseq = int(head.gseq)
     last = conn.execute(select(func.max(_HISTORY.c.gseq))).scalar()
     if gseq != int(last or 0):
-        raise Conflict(
-            f"the audit head (gseq {gseq}) is not the last row of the log (gseq {last or 0}); "
-            "run `gridgov audit verify`",
-            code="audit_broken",
-        )
+        raise AuditBroken()
     if gseq:
         ghash = conn.execute(select(_HISTORY.c.ghash).where(_HISTORY.c.gseq == gseq)).scalar()
         if ghash != head.hash:
-            raise Conflict(
-                f"the audit head differs from the log's row gseq {gseq}; "
-                "run `gridgov audit verify`",
-                code="audit_broken",
-            )
+            raise AuditBroken()
     return audit.checkpoint_token(key=key, gseq=gseq, ghash=head.hash)

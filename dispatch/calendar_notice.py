@@ -25,11 +25,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from core.errors import ValidationFailed
+from core.errors import InvalidCalendar
 from dispatch.holidays import RULE_YEARS
 
 MAX_HOLIDAY_DAYS = 15
-MAX_PROBLEMS_SHOWN = 10
 
 
 class _Holiday(BaseModel):
@@ -65,30 +64,22 @@ class Notice:
     days: tuple[NoticeDay, ...]
 
 
-def _invalid(problems: list[str]) -> ValidationFailed:
-    shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN])
-    more = len(problems) - MAX_PROBLEMS_SHOWN
-    if more > 0:
-        shown += f"; and {more} more"
-    return ValidationFailed(
-        f"calendar file refused, nothing stored: {shown}", code="invalid_calendar"
-    )
-
-
 def parse_notice(data: Any) -> Notice:
     """A notice from decoded JSON; every problem is named in one `invalid_calendar` error."""
     try:
         raw = _Notice.model_validate(data)
     except ValidationError as exc:
-        raise _invalid(
-            [
+        raise InvalidCalendar(
+            problems=[
                 f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}"
                 for e in exc.errors(include_url=False)
             ]
         ) from None
     problems: list[str] = []
     if raw.year not in RULE_YEARS:
-        raise _invalid([f"year {raw.year} is outside {RULE_YEARS.start}-{RULE_YEARS.stop - 1}"])
+        raise InvalidCalendar(
+            problems=[f"year {raw.year} is outside {RULE_YEARS.start}-{RULE_YEARS.stop - 1}"]
+        )
     earliest, latest = date(raw.year - 1, 12, 1), date(raw.year + 1, 1, 31)
     named: dict[date, NoticeDay] = {}
 
@@ -118,5 +109,5 @@ def parse_notice(data: Any) -> Notice:
                 continue
             name_day(workday, True, f"{holiday.name}调休上班", holiday.name)
     if problems:
-        raise _invalid(problems)
+        raise InvalidCalendar(problems=problems)
     return Notice(raw.year, raw.note, tuple(sorted(named.values(), key=lambda d: d.day)))

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import delete, func, select
 from sqlmodel import Session, col
 
-from core.errors import ValidationFailed
+from core.errors import InvalidCalendar, InvalidRange
 from dispatch.calendar import CalendarDay, WorkCalendar, unpublished_warning
 from dispatch.calendar_notice import Notice
 from dispatch.holidays import RULE_YEARS
@@ -137,7 +137,9 @@ def import_notice(session: Session, *, notice: Notice, now: datetime) -> ImportR
 def publish_year(session: Session, *, year: int, note: str, now: datetime) -> None:
     """Declare `year`'s schedule complete as entered day by day (its rule holidays stop)."""
     if year not in RULE_YEARS:
-        raise ValidationFailed(f"year {year} is out of range", code="invalid_calendar")
+        raise InvalidCalendar(
+            problems=[f"year {year} is outside {RULE_YEARS.start}-{RULE_YEARS.stop - 1}"]
+        )
     _publish(session, year=year, note=note, now=now)
     session.flush()
 
@@ -177,16 +179,18 @@ def list_days(
     calendar: WorkCalendar, *, first: date, last: date
 ) -> tuple[list[CalendarDay], list[str]]:
     """Each date of [first, last] with its status and source, and a warning per guessed year."""
-    if last < first:
-        raise ValidationFailed(f"`to` ({last}) is before `from` ({first})", code="invalid_range")
     length = (last - first).days + 1
-    if length > MAX_LISTED_DAYS:
-        raise ValidationFailed(
-            f"{length} days asked; at most {MAX_LISTED_DAYS} per request", code="invalid_range"
-        )
-    if first.year not in RULE_YEARS or last.year not in RULE_YEARS:
-        raise ValidationFailed(
-            f"dates must fall in {RULE_YEARS.start}-{RULE_YEARS.stop - 1}", code="invalid_range"
+    if (
+        last < first
+        or length > MAX_LISTED_DAYS
+        or first.year not in RULE_YEARS
+        or last.year not in RULE_YEARS
+    ):
+        raise InvalidRange(
+            first=first.isoformat(),
+            last=last.isoformat(),
+            max_days=MAX_LISTED_DAYS,
+            years=f"{RULE_YEARS.start}-{RULE_YEARS.stop - 1}",
         )
     days = [calendar.day(first + timedelta(days=n)) for n in range(length)]
     return days, [unpublished_warning(y) for y in calendar.unpublished_years(first, last)]

@@ -12,9 +12,9 @@ from shapely.geometry import Point
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text
 from sqlmodel import Session, col
 
-from core.errors import NotFound, ValidationFailed
+from core.errors import CaseNotFound, UnknownDepartment, UnknownSubcategory
 from core.models import Role
-from core.security import Actor
+from core.security import Actor, Party
 from dispatch.changes import EventType, change
 from dispatch.clock import CalendarProvider, apply_sla, set_deadlines
 from dispatch.history import CASE_TABLE as _CASE
@@ -41,7 +41,7 @@ class Routing:
 
 @dataclass(frozen=True)
 class NewCase:
-    source: str
+    channel: str
     reporter_id: int | None
     description: str
     lng: float
@@ -57,9 +57,7 @@ def routing_for(
 ) -> Routing:
     sub = catalogue.subcategory(subcategory_code)
     if sub is None:
-        raise ValidationFailed(
-            f"unknown subcategory {subcategory_code!r}", code="unknown_subcategory"
-        )
+        raise UnknownSubcategory(subcategory=subcategory_code)
     return Routing(
         category_code=catalogue.category_of(sub.code).code,
         subcategory_code=sub.code,
@@ -78,7 +76,7 @@ def require_department(session: Session, code: str) -> None:
         )
     ).first()
     if found is None:
-        raise ValidationFailed(f"unknown department {code!r}", code="unknown_department")
+        raise UnknownDepartment(department=code)
 
 
 def row_values(obj: Any) -> dict[str, Any]:
@@ -97,6 +95,15 @@ def next_case_id(session: Session) -> int:
     return int(session.connection().execute(statement).scalar_one())
 
 
+def next_case_id_sql(dialect: str) -> str:
+    """`next_case_id` as an SQL expression, for a statement that claims the id in the same round
+    trip (intake's report row). The same rules: the serial's sequence, or max(id) + 1 under
+    SQLite's write lock."""
+    if dialect == "postgresql":
+        return "nextval(pg_get_serial_sequence('gg_case', 'id'))"
+    return "(SELECT coalesce(max(id), 0) + 1 FROM gg_case)"
+
+
 def case_no_for(case_id: int, reported_at: datetime, tz: ZoneInfo) -> str:
     """Human case number: local report date + zero-padded id, e.g. 20261123000042."""
     return f"{reported_at.astimezone(tz):%Y%m%d}{case_id:06d}"
@@ -106,20 +113,24 @@ def open_case(
     session: Session,
     *,
     new: NewCase,
-    actor: Actor,
+    actor: Party,
     now: datetime,
     calendars: CalendarProvider,
     policy: Policy,
+    case_id: int | None = None,
 ) -> Case:
-    """Create a case (status `reported`) with its clock started now and its first history row."""
+    """Create a case (status `reported`) with its clock started now and its first history row.
+
+    `case_id`: one already claimed with `next_case_id_sql`; else one is allocated here."""
     calendar = calendars.for_department(new.routing.department_code)
     r = new.routing
-    case_id = next_case_id(session)
+    if case_id is None:
+        case_id = next_case_id(session)
     case = Case(
         id=case_id,
         case_no=case_no_for(case_id, now, calendar.tz),
         status=CaseStatus.REPORTED,
-        source=new.source,
+        channel=new.channel,
         reporter_id=new.reporter_id,
         description=new.description,
         lat=new.lat,
@@ -151,7 +162,7 @@ def open_case(
         now=now,
         event_type=EventType.REPORTED,
         data={
-            "source": new.source,
+            "channel": new.channel,
             "grid_code": new.grid_code,
             "grid_rule": new.grid_rule,
             "subcategory_code": r.subcategory_code,
@@ -197,7 +208,7 @@ def get_case(session: Session, *, case_id: int | str, actor: Actor) -> Case:
         query = query.where(scope)
     case: Case | None = session.execute(query).scalar()
     if case is None:
-        raise NotFound(f"case {case_id} not found", code="case_not_found")
+        raise CaseNotFound(case=str(case_id))
     return case
 
 
@@ -216,7 +227,7 @@ class CaseFilter:
     category_code: str | None = None
     department_code: str | None = None
     area_code: str | None = None  # any level: the grid code starts with it
-    source: str | None = None
+    channel: str | None = None
     warning_level: str | None = None
     text: str | None = None  # in the description or the case_no, ignoring case
     reported_from: datetime | None = None  # inclusive
@@ -249,8 +260,8 @@ def _conditions(actor: Actor, filters: CaseFilter) -> list[ColumnElement[bool]]:
         found.append(col(Case.department_code) == filters.department_code)
     if filters.area_code:
         found.append(col(Case.grid_code).startswith(filters.area_code, autoescape=True))
-    if filters.source:
-        found.append(col(Case.source) == filters.source)
+    if filters.channel:
+        found.append(col(Case.channel) == filters.channel)
     if filters.warning_level:
         found.append(col(Case.warning_level) == filters.warning_level)
     if filters.text:

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session
 
-from core.security import Actor
+from core.security import Party
 from core.txqueue import TransactionQueue
 from dispatch import history
 from dispatch.models import Case
@@ -53,7 +53,7 @@ class CaseEvent:
     type: EventType
     case_id: int
     occurred_at: datetime
-    actor: Actor
+    actor: Party  # an account, or an outsider (a resident's report)
     data: dict[str, Any] = field(default_factory=dict)
 
 
@@ -79,7 +79,7 @@ def change(
     policy: Policy,
     action: str,
     from_status: str | None,
-    actor: Actor,
+    actor: Party,
     now: datetime,
     event_type: EventType | None,
     reason: str | None = None,

@@ -86,16 +86,13 @@ class CalendarProvider:
 
 
 def set_deadlines(case: Case, *, calendar: WorkCalendar, policy: Policy) -> None:
-    """Deadlines from the clock start, the limit and the time spent suspended (挂起)."""
-    d = sla.deadlines(
-        start=case.clock_started_at,
-        amount=case.time_limit_value,
-        unit=TimeUnit(case.time_limit_unit),
-        calendar=calendar,
-        warn_fraction=policy.warn_fraction,
-        paused_seconds=case.paused_seconds,
-    )
-    case.warn_at, case.due_at = d.warn_at, d.due_at
+    """Yellow (`warn_fraction` of the limit) and red (the limit) instants from the clock start,
+    pushed back by the time spent suspended (挂起), counted in the limit's own kind of time."""
+    unit = TimeUnit(case.time_limit_unit)
+    limit = calendar.seconds_for(case.time_limit_value, unit)
+    start, paused = case.clock_started_at, case.paused_seconds
+    case.warn_at = calendar.add_seconds(start, limit * policy.warn_fraction + paused, unit)
+    case.due_at = calendar.add_seconds(start, limit + paused, unit)
 
 
 def apply_sla(

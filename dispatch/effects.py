@@ -11,16 +11,27 @@ from typing import Any
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from core.errors import Conflict, NotFound, ValidationFailed
+from core.errors import (
+    CaseNotFound,
+    ExtensionLimit,
+    IllegalTransition,
+    InvalidAmount,
+    InvalidMerge,
+    ReasonRequired,
+    UnknownGrid,
+)
 from core.security import Actor
 from dispatch.cases import require_department, routing_for
 from dispatch.changes import change
 from dispatch.clock import CalendarProvider, restart_clock
 from dispatch.models import Case, CaseStatus
+from dispatch.names import STATUS_LABELS
 from dispatch.policy import Policy
 from taxonomy.catalogue import Catalogue, TimeUnit
 
 S = CaseStatus
+# A case cannot be merged into one in these statuses.
+MERGE_REFUSED = frozenset({S.REJECTED, S.MERGED, S.CLOSED})
 
 
 @dataclass(frozen=True)
@@ -79,7 +90,7 @@ def register(step: Step) -> None:
         case.department_code = params.department_code
     if params.grid_code and params.grid_code != case.grid_code:
         if not step.grid_exists(params.grid_code):
-            raise ValidationFailed(f"unknown grid {params.grid_code!r}", code="unknown_grid")
+            raise UnknownGrid(grids=params.grid_code)
         data["grid_from"] = case.grid_code
         case.grid_code = params.grid_code
         case.grid_rule = "override"
@@ -115,20 +126,19 @@ def extend(step: Step) -> None:
     """延期 by a whole number of the case's unit (a fraction would be truncated away)."""
     case, amount = step.case, step.params.amount
     if case.extension_count >= step.policy.max_extensions:
-        raise Conflict(
-            f"case {case.case_no} was already extended {case.extension_count} times",
-            code="extension_limit",
-        )
-    limit = max(case.time_limit_value, 1) * 10
+        raise ExtensionLimit(case_no=case.case_no, count=case.extension_count)
+    limit = max_extension(case)
     if amount is None or not (amount.is_integer() and 0 < amount <= limit):
-        raise ValidationFailed(
-            f"extend needs a whole number from 1 to {limit} of the case's time-limit unit",
-            code="invalid_amount",
-        )
+        raise InvalidAmount(limit=limit)
     step.data.update(amount=int(amount), unit=case.time_limit_unit)
     case.time_limit_value += int(amount)
     case.extension_count += 1
     step.deadlines_moved = True
+
+
+def max_extension(case: Case) -> int:
+    """The largest extension at once: ten times the case's limit (in its own unit)."""
+    return max(case.time_limit_value, 1) * 10
 
 
 def suspend(step: Step) -> None:
@@ -165,7 +175,7 @@ def verify(step: Step) -> None:
         case.verified_at = step.now
     else:
         if step.reason is None:
-            raise ValidationFailed("a failed check needs a reason", code="reason_required")
+            raise ReasonRequired(action="verify")
         case.redo_count += 1
         restart_clock(case, step.now)
         case.resolved_at = None
@@ -189,15 +199,18 @@ def merge(step: Step) -> None:
     """并单: the case lives on in another; the other's history says so."""
     case, into = step.case, step.params.into_case_id
     if into == case.id:
-        raise ValidationFailed("a case cannot be merged into itself", code="invalid_merge")
+        raise InvalidMerge()
     target: Case | None = step.session.execute(
         select(Case).where(col(Case.id) == into).with_for_update()
     ).scalar()
     if target is None:
-        raise NotFound(f"case {into} not found", code="case_not_found")
-    if CaseStatus(target.status) in (S.REJECTED, S.MERGED, S.CLOSED):
-        raise Conflict(
-            f"cannot merge into a case that is {target.status}", code="illegal_transition"
+        raise CaseNotFound(case=str(into))
+    if CaseStatus(target.status) in MERGE_REFUSED:
+        raise IllegalTransition(
+            action="merge",
+            status=target.status,
+            status_label=STATUS_LABELS[CaseStatus(target.status)],
+            allowed=", ".join(sorted(set(CaseStatus) - MERGE_REFUSED)),
         )
     step.data["into_case_no"] = target.case_no
     case.merged_into_id = target.id

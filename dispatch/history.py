@@ -4,13 +4,14 @@ a transaction are queued on the session and linked into the global log just befo
 from __future__ import annotations
 
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session, col
 
-from core.security import Actor
+from core.security import Party
 from core.txqueue import TransactionQueue
 from dispatch import audit
 from dispatch.models import AuditHead, Case, CaseHistory
@@ -42,7 +43,7 @@ def record(
     policy: Policy,
     action: str,
     from_status: str | None,
-    actor: Actor,
+    actor: Party,
     now: datetime,
     reason: str | None = None,
     data: dict[str, Any] | None = None,
@@ -119,19 +120,22 @@ def _link(session: SASession, pending: list[tuple[str, dict[str, Any]]]) -> None
         )
         row.update(gseq=gseq, gprev_hash=prev, prev_case_id=prev_case, ghash=ghash)
         prev, prev_case = ghash, row["case_id"]
-    if conn.dialect.name == "postgresql":
+    head_params = {"new_gseq": gseq, "new_hash": prev, "new_case_id": prev_case}
+    if conn.dialect.name == "postgresql" and len(rows) == 1:
         # One round trip while the head is locked: the head moves in a data-modifying CTE of
         # the history INSERT (PostgreSQL runs it whether or not the INSERT refers to it).
-        move = (
-            update(_HEAD)
-            .where(_HEAD.c.id == 1)
-            .values(gseq=gseq, hash=prev, case_id=prev_case)
-            .cte("head_move")
-        )
-        conn.execute(insert(_HISTORY).values(rows).add_cte(move))
+        conn.execute(_insert_moving_head(tuple(rows[0])), {**rows[0], **head_params})
     else:
         conn.execute(_HISTORY_INSERT, rows)
-        conn.execute(_HEAD_MOVE, {"new_gseq": gseq, "new_hash": prev, "new_case_id": prev_case})
+        conn.execute(_HEAD_MOVE, head_params)
+
+
+@cache
+def _insert_moving_head(columns: tuple[str, ...]) -> Insert:
+    """INSERT of one history row that also moves the head, built once (its compiled form is
+    then cached by SQLAlchemy: a statement made anew per commit is compiled every time)."""
+    move = _HEAD_MOVE.cte("head_move")
+    return insert(_HISTORY).values({c: bindparam(c) for c in columns}).add_cte(move)
 
 
 # History rows recorded in a session but not yet written: (audit key, row).

@@ -36,6 +36,15 @@ class CaseStatus(StrEnum):
     MERGED = "merged"  # 并单 into another case
 
 
+class Channel(StrEnum):
+    """How a case came in (the contract's names)."""
+
+    GRID_WORKER = "grid_worker"  # a grid worker's phone (JSON API)
+    WECHAT = "wechat"  # a resident through the WeChat official account
+    OPEN311 = "open311"  # a civic app through Open311 GeoReport v2
+    DISPATCHER = "dispatcher"  # filed by a command centre
+
+
 class WarningLevel(StrEnum):
     NONE = "none"
     YELLOW = "yellow"  # 黄牌: most of the limit used
@@ -70,7 +79,9 @@ class Case(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_no: str = Field(max_length=32, unique=True, index=True)
     status: str = Field(max_length=16)
-    source: str = Field(max_length=16)
+    # Set at intake. Before 0007 this column was `source` (`command_centre` for `dispatcher`).
+    channel: str = Field(max_length=16, index=True)
+    # The account that filed the report (None: a resident or civic app without one).
     reporter_id: int | None = Field(
         default=None, sa_column=Column(ForeignKey("app_user.id"), nullable=True, index=True)
     )

@@ -32,14 +32,6 @@ STATUS_LABELS: dict[str, str] = {
     CaseStatus.MERGED: "已并单",
 }
 
-# The contract's channel names; a command centre's report is stored as source `command_centre`.
-CHANNEL_OF_SOURCE: dict[str, str] = {"command_centre": "dispatcher"}
-SOURCE_OF_CHANNEL: dict[str, str] = {"grid_worker": "grid_worker", "dispatcher": "command_centre"}
-
-
-def channel_of(source: str) -> str:
-    return CHANNEL_OF_SOURCE.get(source, source)
-
 
 @dataclass(frozen=True)
 class AreaName:

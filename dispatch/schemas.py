@@ -15,7 +15,7 @@ from core.security import Actor, mask_name
 from core.text import CleanText, Identifier
 from dispatch.actions import available_actions
 from dispatch.models import Case, CaseHistory
-from dispatch.names import STATUS_LABELS, CaseNames, channel_of
+from dispatch.names import STATUS_LABELS, CaseNames
 
 
 class HistoryOut(BaseModel):
@@ -41,8 +41,9 @@ class CaseOut(BaseModel):
     case_no: str
     status: str
     status_label: str = Field(description="the status in Chinese, e.g. 已派遣")
-    channel: str = Field(description="how the case came in: grid_worker, dispatcher")
-    source: str
+    channel: str = Field(
+        description="how the case came in: grid_worker, wechat, open311, dispatcher"
+    )
     description: str
     lat: float
     lng: float
@@ -95,8 +96,7 @@ def case_out(
         case_no=case.case_no,
         status=case.status,
         status_label=STATUS_LABELS.get(case.status, case.status),
-        channel=channel_of(case.source),
-        source=case.source,
+        channel=case.channel,
         description=case.description if clear else privacy.mask_pii(case.description),
         lat=case.lat,
         lng=case.lng,

@@ -3,7 +3,8 @@
 Thresholds are instants on the case's clock: yellow at `warn_fraction` of the limit, red at the
 limit (escalation level 1: the village/community), then one level more for each further
 `escalate_every_fraction` of the limit (2: the town/street, 3: the district command centre).
-The sweep stores the next threshold in `next_check_at`, so it only ever reads due cases.
+The sweep stores the next threshold in `next_check_at`, so it only ever reads due cases. The
+yellow and red instants themselves are set on the case by `dispatch.clock.set_deadlines`.
 """
 
 from __future__ import annotations
@@ -28,34 +29,10 @@ def escalation_area(grid_code: str, level: int) -> str | None:
 
 
 @dataclass(frozen=True)
-class Deadlines:
-    warn_at: datetime
-    due_at: datetime
-
-
-@dataclass(frozen=True)
 class SlaState:
     warning_level: WarningLevel
     escalation_level: int
     next_check_at: datetime | None
-
-
-def deadlines(
-    *,
-    start: datetime,
-    amount: float,
-    unit: TimeUnit,
-    calendar: WorkCalendar,
-    warn_fraction: float,
-    paused_seconds: float = 0.0,
-) -> Deadlines:
-    """Yellow and red instants for a clock started at `start`, pushed back by the time spent
-    suspended (挂起), counted in the limit's own kind of time."""
-    limit = calendar.seconds_for(amount, unit)
-    return Deadlines(
-        warn_at=calendar.add_seconds(start, limit * warn_fraction + paused_seconds, unit),
-        due_at=calendar.add_seconds(start, limit + paused_seconds, unit),
-    )
 
 
 def thresholds(

@@ -53,12 +53,3 @@ def may_act(
     if party is Party.DEPARTMENT:
         return role is Role.DEPARTMENT and actor_department == case_department
     return role is Role.GRID_WORKER and case_grid in actor_grids
-
-
-def who_may(party: Party, action: str) -> str:
-    """The refusal a wrong actor is told."""
-    if party is Party.COMMAND_CENTRE:
-        return f"only the command centre (dispatcher) may {action} a case"
-    if party is Party.DEPARTMENT:
-        return f"only the department the case is dispatched to may {action} it"
-    return f"only the grid worker of the case's grid may {action} it"

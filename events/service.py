@@ -7,13 +7,25 @@ import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import TextClause, bindparam, select, text
 from sqlmodel import Session
 
-from core.errors import Conflict, GridgovError, ValidationFailed
-from core.security import Actor
+from core.errors import (
+    ClientIdConflict,
+    DescriptionTooLong,
+    EmptyDescription,
+    GridgovError,
+    InvalidOccurredAt,
+    InvalidReporter,
+    UnknownAttachment,
+    UnknownCategory,
+    UnknownSubcategory,
+)
+from core.models import Role
+from core.security import Actor, Outsider, Party
+from core.text import displayable, no_controls
 from dispatch import service as dispatch_service
-from dispatch.models import Case
+from dispatch.models import Case, Channel
 from events.models import Report
 from events.schemas import ReportIn
 from grid import service as grid_service
@@ -43,10 +55,92 @@ def payload_hash(report: ReportIn) -> str:
 
 
 _REPORT = Report.__table__  # type: ignore[attr-defined]
+_KEY = ("channel", "reporter_identity", "client_id")
 _EXISTING = select(_REPORT.c.client_id, _REPORT.c.payload_hash, _REPORT.c.case_id).where(
-    _REPORT.c.reporter_id == bindparam("reporter_id"),
-    _REPORT.c.client_id == bindparam("client_id"),
+    *(_REPORT.c[name] == bindparam(name) for name in _KEY)
 )
+
+
+def _claim_statement(dialect: str) -> TextClause:
+    """The report row, with the id of the case it is about to become, unless its key is taken.
+
+    One round trip: the case id comes from `next_case_id_sql` and the key from the unique
+    constraint. A copy racing in from another transaction waits for that one to end (the
+    unique index), then finds its row: no error, no retry. The row points at a case written
+    later in this transaction (the foreign key is deferred). Plain SQL (the same on both
+    databases but for the id): SQLAlchemy caches no compiled form of an INSERT … ON CONFLICT
+    on these tables, and compiling it on every report costs more than the round trip saved."""
+    columns = (*_KEY, "user_id", "payload_hash", "received_at")
+    placeholders = ", ".join(f":{name}" for name in columns)
+    return text(
+        f"INSERT INTO report ({', '.join(columns)}, case_id)"
+        f" VALUES ({placeholders}, {dispatch_service.next_case_id_sql(dialect)})"
+        f" ON CONFLICT ({', '.join(_KEY)}) DO NOTHING RETURNING case_id"
+    ).bindparams(bindparam("received_at", type_=_REPORT.c.received_at.type))
+
+
+_CLAIM = {dialect: _claim_statement(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+@dataclass(frozen=True)
+class Reporter:
+    """Who files a report: the channel it comes through, the sender's identity there (an
+    account's id, a WeChat openid, an Open311 key name or device) and the account behind it,
+    if any. Every channel files through `intake` with one of these."""
+
+    channel: Channel
+    identity: str
+    account: Actor | None = None
+
+    def __post_init__(self) -> None:
+        if self.account is None and self.channel in _ACCOUNT_CHANNELS:
+            raise ValueError(f"channel {self.channel} files with an account")
+
+    @classmethod
+    def of_account(cls, actor: Actor) -> Reporter:
+        """A signed-in user: a grid worker files as `grid_worker`, the command centre
+        (dispatcher, admin) as `dispatcher`; the identity is the account's id."""
+        assert actor.id is not None
+        channel = Channel.GRID_WORKER if actor.role is Role.GRID_WORKER else Channel.DISPATCHER
+        return cls(channel, str(actor.id), actor)
+
+    @property
+    def user_id(self) -> int | None:
+        return None if self.account is None else self.account.id
+
+    @property
+    def party(self) -> Party:
+        """Who the case's history names: the account, else channel and masked identity."""
+        if self.account is not None:
+            return self.account
+        return Outsider(self.channel.value, mask_identity(self.identity))
+
+
+_ACCOUNT_CHANNELS = frozenset({Channel.GRID_WORKER, Channel.DISPATCHER})
+MAX_IDENTITY_CHARS = 128
+
+
+def mask_identity(identity: str) -> str:
+    """The first few characters and an ellipsis (`o6_bmjrPT…` → `o6_b…`): enough to tell
+    reporters apart in a history, not enough to write to them."""
+    return identity[: min(4, len(identity) // 2)] + "…"
+
+
+def check_reporter(reporter: Reporter) -> None:
+    """The identity is a key, so it is taken as given or refused: 1-128 characters, valid
+    Unicode, no control characters, no surrounding spaces."""
+    identity = reporter.identity
+    try:
+        no_controls(identity)
+        valid = (
+            0 < len(identity) <= MAX_IDENTITY_CHARS
+            and identity == identity.strip()
+            and identity == displayable(identity)
+        )
+    except ValueError:
+        valid = False
+    if not valid:
+        raise InvalidReporter(channel=reporter.channel.value)
 
 
 @dataclass(frozen=True)
@@ -56,21 +150,22 @@ class _Seen:
     case_id: int
 
 
-def _existing(session: Session, reporter_id: int, client_id: str) -> _Seen | None:
-    row = (
-        session.connection()
-        .execute(_EXISTING, {"reporter_id": reporter_id, "client_id": client_id})
-        .first()
-    )
+def _key(reporter: Reporter, report: ReportIn) -> dict[str, str]:
+    return {
+        "channel": reporter.channel.value,
+        "reporter_identity": reporter.identity,
+        "client_id": report.client_id,
+    }
+
+
+def _existing(session: Session, key: dict[str, str]) -> _Seen | None:
+    row = session.connection().execute(_EXISTING, key).first()
     return None if row is None else _Seen(row[0], row[1], row[2])
 
 
 def _replay(session: Session, found: _Seen, digest: str) -> Case:
     if found.payload_hash != digest:
-        raise Conflict(
-            f"client_id {found.client_id!r} was already used for a different report",
-            code="client_id_conflict",
-        )
+        raise ClientIdConflict(client_id=found.client_id)
     case = session.get(Case, found.case_id)
     assert case is not None
     return case
@@ -79,12 +174,9 @@ def _replay(session: Session, found: _Seen, digest: str) -> Case:
 def check_description(text: str, *, max_chars: int) -> str:
     cleaned = text.strip()
     if not cleaned:
-        raise ValidationFailed("description must not be empty", code="empty_description")
+        raise EmptyDescription()
     if len(cleaned) > max_chars:
-        raise ValidationFailed(
-            f"description is {len(cleaned)} characters; at most {max_chars} are accepted",
-            code="description_too_long",
-        )
+        raise DescriptionTooLong(chars=len(cleaned), limit=max_chars)
     return cleaned
 
 
@@ -97,15 +189,10 @@ def route(report: ReportIn, description: str, taxonomy: Taxonomy) -> dispatch_se
             report.category_code is not None
             and catalogue.category_of(sub.code).code != report.category_code
         ):
-            raise ValidationFailed(
-                f"unknown subcategory {report.subcategory_code!r}", code="unknown_subcategory"
-            )
+            raise UnknownSubcategory(subcategory=report.subcategory_code)
         return dispatch_service.routing_for(catalogue, sub.code)
     if report.category_code is not None and catalogue.category(report.category_code) is None:
-        raise ValidationFailed(
-            f"unknown category {report.category_code!r}; codes are 01-17",
-            code="unknown_category",
-        )
+        raise UnknownCategory(category=report.category_code)
     candidates = taxonomy_service.classify_within(
         taxonomy.classifier, description, category_code=report.category_code, limit=1
     )
@@ -125,37 +212,30 @@ class Prepared:
     new_case: dispatch_service.NewCase
 
 
-def prepare(
-    report: ReportIn, *, actor: Actor, source: str, now: datetime, ctx: IntakeContext
-) -> Prepared:
+def prepare(report: ReportIn, *, reporter: Reporter, now: datetime, ctx: IntakeContext) -> Prepared:
     """Every check and computation of intake that needs no database (stable error codes)."""
     point = grid_service.check_point(report.lat, report.lng, report.crs)
     description = check_description(report.description, max_chars=ctx.max_description_chars)
     if report.attachment_ids:
-        raise ValidationFailed(
-            "unknown attachment ids: " + ", ".join(report.attachment_ids[:5]),
-            code="unknown_attachment",
-        )
+        raise UnknownAttachment(ids=", ".join(report.attachment_ids[:5]))
     occurred_at = report.occurred_at
     if occurred_at is not None:
         if occurred_at.tzinfo is None:
-            raise ValidationFailed(
-                "occurred_at needs a timezone offset", code="invalid_occurred_at"
-            )
+            raise InvalidOccurredAt()
         try:  # year 1 at +14:00 is before the first representable instant
             occurred_at = occurred_at.astimezone(UTC)
         except OverflowError:
             occurred_at = None
         if occurred_at is None or occurred_at.year < 1900:
-            raise ValidationFailed("occurred_at is out of range", code="invalid_occurred_at")
+            raise InvalidOccurredAt()
         if occurred_at > now:
-            raise ValidationFailed("occurred_at is in the future", code="invalid_occurred_at")
+            raise InvalidOccurredAt()
     located = grid_service.place(ctx.grids, point, tolerance_m=ctx.tolerance_m)
     routing = route(report, description, ctx.taxonomy)
     return Prepared(
         dispatch_service.NewCase(
-            source=source,
-            reporter_id=actor.id,
+            channel=reporter.channel.value,
+            reporter_id=reporter.user_id,
             description=description,
             lng=located.lng,
             lat=located.lat,
@@ -171,50 +251,44 @@ def intake(
     session: Session,
     *,
     report: ReportIn,
-    actor: Actor,
-    source: str,
+    reporter: Reporter,
     now: datetime,
     ctx: IntakeContext,
 ) -> tuple[Case, bool]:
-    """Create the case for a report, or return the one made for the same client_id earlier.
+    """Create the case for a report, or return the one made for the same key earlier.
 
-    Returns (case, created). All checks run before anything is written; a resend is answered
-    from the stored report even if the grids or catalogue changed since. Two copies racing in
-    at once make the second insert fail on the (reporter, client_id) key: callers retry the
-    transaction once (`IntegrityError`), and the retry finds the first copy.
+    The one way in for every channel. The key is (channel, reporter's identity, client_id):
+    the same payload again is the same case, another payload `client_id_conflict`. All checks
+    run before anything is written; a resend is answered from the stored report even if the
+    grids or catalogue changed since. Copies racing in at once make one case: the later one
+    waits for the first to commit, then is answered as a resend. Returns (case, created).
     """
-    assert actor.id is not None
+    check_reporter(reporter)
     digest = payload_hash(report)
+    key = _key(reporter, report)
     try:
-        prepared = prepare(report, actor=actor, source=source, now=now, ctx=ctx)
+        prepared = prepare(report, reporter=reporter, now=now, ctx=ctx)
     except GridgovError:
-        found = _existing(session, actor.id, report.client_id)
+        found = _existing(session, key)
         if found is not None:
             return _replay(session, found, digest), False
         raise
-    found = _existing(session, actor.id, report.client_id)
-    if found is not None:
+    conn = session.connection()
+    claimed = conn.execute(
+        _CLAIM[conn.dialect.name],
+        {**key, "user_id": reporter.user_id, "payload_hash": digest, "received_at": now},
+    ).scalar()
+    if claimed is None:  # seen before: a resend, or a copy that committed first
+        found = _existing(session, key)
+        assert found is not None, "a report key was taken and is gone (reports are kept)"
         return _replay(session, found, digest), False
     case = dispatch_service.open_case(
         session,
         new=prepared.new_case,
-        actor=actor,
+        actor=reporter.party,
         now=now,
         calendars=ctx.calendars,
         policy=ctx.policy,
-    )
-    assert case.id is not None
-    session.connection().execute(
-        insert(_REPORT),
-        [
-            {
-                "reporter_id": actor.id,
-                "client_id": report.client_id,
-                "payload_hash": digest,
-                "source": source,
-                "case_id": case.id,
-                "received_at": now,
-            }
-        ],
+        case_id=int(claimed),
     )
     return case, True

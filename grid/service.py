@@ -16,7 +16,15 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from core.errors import ImportRefused, NotFound, ValidationFailed
+from core.errors import (
+    GridNotFound,
+    InvalidArea,
+    InvalidCoordinates,
+    InvalidGeojson,
+    InvalidGrids,
+    OutsideDistrict,
+    UnknownCrs,
+)
 from core.revisioned import RevisionedCache
 from core.text import no_controls
 from grid.consistency import check_hierarchy
@@ -80,21 +88,19 @@ def check_point(lat: Any, lng: Any, crs: Any) -> PointIn:
     """Validate raw coordinates; every defect is a 422 with a stable code."""
     try:
         parsed_crs = parse_crs(str(crs)) if crs is not None else Crs.WGS84
-    except ValueError as exc:
-        raise ValidationFailed(str(exc), code="unknown_crs") from None
+    except ValueError:
+        raise UnknownCrs(crs=str(crs)[:64]) from None
     if lat is None or lng is None:
-        raise ValidationFailed("lat and lng are required", code="invalid_coordinates")
+        raise InvalidCoordinates()
     try:
         lat_f = float(lat)
         lng_f = float(lng)
     except (TypeError, ValueError):
-        raise ValidationFailed("lat and lng must be numbers", code="invalid_coordinates") from None
+        raise InvalidCoordinates() from None
     if not (math.isfinite(lat_f) and math.isfinite(lng_f)):
-        raise ValidationFailed("lat and lng must be finite numbers", code="invalid_coordinates")
+        raise InvalidCoordinates()
     if not (-90.0 <= lat_f <= 90.0 and -180.0 <= lng_f <= 180.0):
-        raise ValidationFailed(
-            "lat must be within [-90, 90] and lng within [-180, 180]", code="invalid_coordinates"
-        )
+        raise InvalidCoordinates()
     return PointIn(lng=lng_f, lat=lat_f, crs=parsed_crs)
 
 
@@ -110,10 +116,8 @@ def place(index: GridIndex, point: PointIn, *, tolerance_m: float) -> Located:
     lng, lat = to_wgs84(point.lng, point.lat, point.crs)
     placement = index.locate(lng, lat, tolerance_m=tolerance_m)
     if placement is None:
-        raise ValidationFailed(
-            f"the point ({point.lat:.6f}, {point.lng:.6f}, {point.crs}) is outside the district "
-            f"(more than {tolerance_m:g} m from every grid)",
-            code="outside_district",
+        raise OutsideDistrict(
+            lat=point.lat, lng=point.lng, crs=str(point.crs), tolerance_m=tolerance_m
         )
     return Located(lng=lng, lat=lat, placement=placement)
 
@@ -124,7 +128,7 @@ def area_path(session: Session, grid_code: str) -> list[Area]:
     rows = session.execute(select(Area).where(col(Area.code).in_(codes))).scalars().all()
     by_code = {a.code: a for a in rows}
     if grid_code not in by_code:
-        raise NotFound(f"grid {grid_code} not found", code="grid_not_found")
+        raise GridNotFound(grid=grid_code)
     return [by_code[c] for c in codes if c in by_code]
 
 
@@ -192,7 +196,7 @@ def import_geojson(
     try:
         features = scan_features(source, crs=crs, strict=True)
     except ValueError as exc:
-        raise ValidationFailed(f"invalid GeoJSON: {exc}", code="invalid_geojson") from None
+        raise InvalidGeojson(reason=str(exc)) from None
     problems: list[str] = []
     items: list[AreaIn] = []
     unusable: set[str] = set()
@@ -242,7 +246,7 @@ def _import(
         also_in_file=unusable | {a.code for a in areas},
     )
     if problems:
-        raise ImportRefused("grid import", problems, code="invalid_grids")
+        raise InvalidGrids(problems=problems)
     return upsert_areas(session, areas, now=now)
 
 
@@ -295,15 +299,13 @@ def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) ->
     created = updated = 0
     for item in items:
         if not item.code.isdigit():
-            raise ValidationFailed(f"area code {item.code!r} is not numeric", code="invalid_area")
+            raise InvalidArea(area=item.code)
         try:
             level = level_for_code(item.code)
-        except ValueError as exc:
-            raise ValidationFailed(str(exc), code="invalid_area") from None
+        except ValueError:
+            raise InvalidArea(area=item.code) from None
         if item.geometry.is_empty or item.geometry.geom_type not in ("Polygon", "MultiPolygon"):
-            raise ValidationFailed(
-                f"area {item.code} needs a polygonal geometry", code="invalid_area"
-            )
+            raise InvalidArea(area=item.code)
         geom = shapely.make_valid(item.geometry) if not item.geometry.is_valid else item.geometry
         parent = None if level is AreaLevel.DISTRICT else item.code[: CODE_LENGTH[level] - 3]
         row = existing.get(item.code)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from core.errors import ImportRefused
+from core.errors import InvalidCatalogue
 from core.revisioned import RevisionedCache
 from taxonomy.catalogue import Catalogue, load_default_catalogue, parse_catalogue
 from taxonomy.classifier import Candidate, Classifier
@@ -69,9 +69,7 @@ def import_catalogue(
         catalogue = parse_catalogue(data)
     except (ValueError, ValidationError) as exc:
         lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-        raise ImportRefused(
-            "catalogue import", lines or [str(exc)], code="invalid_catalogue"
-        ) from None
+        raise InvalidCatalogue(problems=lines or [str(exc)]) from None
     problems = [
         f"unknown department code {code}"
         for code in sorted(
@@ -80,7 +78,7 @@ def import_catalogue(
     ]
     problems += dropped_in_use(load_taxonomy(session).catalogue, catalogue, cases_in_use)
     if problems:
-        raise ImportRefused("catalogue import", problems, code="invalid_catalogue")
+        raise InvalidCatalogue(problems=problems)
     session.add(
         CatalogueRevision(data=catalogue.model_dump(mode="json"), note=note, created_at=now)
     )

@@ -1,13 +1,14 @@
-"""Fixtures: one seeded database per backend (SQLite file, PostgreSQL + PostGIS), a movable clock.
+"""Fixtures: a database of its own for every test on each backend (SQLite file, PostgreSQL +
+PostGIS), copied from a seeded template; a movable clock.
 
 PostGIS tests are mandatory when GRIDGOV_REQUIRE_POSTGIS=1 (CI): an unreachable server fails the
-run instead of skipping. The PostGIS database is created, given the extension and migrated here.
+run instead of skipping. The PostGIS template is created, given the extension and migrated here.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from core.db import make_engine, session_scope
 from core.models import User
 from core.security import issue_token
 from core.settings import Settings
+from tests.clones import CloneStats, PostgresClones, copy_sqlite, remove_sqlite
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "GRIDGOV_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -80,55 +82,90 @@ def _seed(engine: Engine) -> None:
         demo.seed(session, now=datetime(2026, 11, 1, tzinfo=UTC))
 
 
-@pytest.fixture(
-    scope="session", params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]
-)
-def backend(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    """(name, url) of a migrated, demo-seeded database, shared by the tests of a session."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'gridgov.db'}"
-        engine = make_engine(url)
-        _seed(engine)
-        engine.dispose()
-        yield "sqlite", url
-    else:
-        url = _postgis_url()
-        engine = make_engine(url)
-        try:
-            _seed(engine)
-            engine.dispose()
-            yield "postgis", url
-        finally:
-            engine.dispose()
-            _drop_postgis(url)
+# Every test that uses the database gets one of its own, copied from a migrated, demo-seeded
+# template made once per backend and session (see tests/clones.py), and dropped after the test:
+# what a test writes is seen by no other test, whatever the order.
+
+
+SQLITE_COPIES = CloneStats()
+POSTGIS_COPIES: list[CloneStats] = []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line per backend: what the tests' own databases cost."""
+    if SQLITE_COPIES.made:
+        terminalreporter.write_line(SQLITE_COPIES.line("sqlite"))
+    for stats in POSTGIS_COPIES:
+        terminalreporter.write_line(stats.line("postgis"))
 
 
 @pytest.fixture(scope="session")
-def engines() -> Iterator[dict[str, Engine]]:
-    cache: dict[str, Engine] = {}
-    yield cache
-    for engine in cache.values():
-        engine.dispose()
+def _sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    engine = make_engine(f"sqlite:///{path}")
+    _seed(engine)
+    engine.dispose()
+    return path
 
 
-@pytest.fixture
-def engine(backend: tuple[str, str], engines: dict[str, Engine]) -> Engine:
-    url = backend[1]
-    if url not in engines:
-        engines[url] = make_engine(url)
-    return engines[url]
+@pytest.fixture(scope="session")
+def _postgis_clones() -> Iterator[PostgresClones]:
+    url = _postgis_url()
+    try:
+        engine = make_engine(url)
+        try:
+            _seed(engine)
+        finally:
+            engine.dispose()
+        clones = PostgresClones(POSTGRES_ADMIN_URL, url.rsplit("/", 1)[1])
+        POSTGIS_COPIES.append(clones.stats)
+        try:
+            yield clones
+        finally:
+            clones.close()
+    finally:
+        _drop_postgis(url)
 
 
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
+@pytest.fixture(params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """(name, url) of the test's own migrated, demo-seeded database."""
+    if request.param == "sqlite":
+        target = tmp_path / "gridgov.db"
+        template = request.getfixturevalue("_sqlite_template")
+        started = time.perf_counter()
+        copy_sqlite(template, target)
+        spent = time.perf_counter() - started
+        SQLITE_COPIES.made += 1
+        SQLITE_COPIES.make_seconds += spent
+        SQLITE_COPIES.waited_seconds += spent
+        yield "sqlite", f"sqlite:///{target}"
+        remove_sqlite(target)
+        return
+    clones: PostgresClones = request.getfixturevalue("_postgis_clones")
+    name = clones.take()
+    try:
+        yield "postgis", POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        clones.give_back(name)
 
 
 @pytest.fixture
 def settings(backend: tuple[str, str]) -> Settings:
     return Settings(database_url=backend[1], secret_key=SECRET, grid_refresh_seconds=0.0)
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    """The test's engine on its database, disposed after it (no connection outlives a test)."""
+    engine = make_engine(settings=settings)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture
@@ -201,63 +238,6 @@ def new_client_id() -> str:
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# A database of one's own, for tests that damage it (audit tampering, broken connections) or
-# fill it (properties, imports, fuzzing). Migrating and demo-seeding takes seconds, so each
-# backend is seeded once per session as a template, and every test gets a copy: a file copy on
-# SQLite, `CREATE DATABASE … TEMPLATE` on PostgreSQL. `own_app` runs the service on the copy
-# and points the CLI at it.
-
-
-@pytest.fixture(
-    scope="session", params=["sqlite", pytest.param("postgis", marks=pytest.mark.postgis)]
-)
-def seeded_template(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
-    """(backend, where): a migrated, demo-seeded database that is only ever copied."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("template") / "template.db"
-        engine = make_engine(f"sqlite:///{path}")
-        _seed(engine)
-        engine.dispose()
-        yield "sqlite", str(path)
-        return
-    url = _postgis_url()
-    try:
-        engine = make_engine(url)
-        _seed(engine)
-        engine.dispose()
-        yield "postgis", url
-    finally:
-        _drop_postgis(url)
-
-
-@pytest.fixture
-def own_database(seeded_template: tuple[str, str], tmp_path: Path) -> Iterator[str]:
-    """The URL of a fresh copy of the seeded template, dropped after the test."""
-    backend, where = seeded_template
-    if backend == "sqlite":
-        target = tmp_path / "own.db"
-        for suffix in ("", "-wal"):
-            if Path(where + suffix).exists():
-                shutil.copyfile(where + suffix, str(target) + suffix)
-        yield f"sqlite:///{target}"
-        return
-    template = where.rsplit("/", 1)[1]
-    name = f"{template}_copy_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    finally:
-        admin.dispose()
-    url = where.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        yield url
-    finally:
-        _drop_postgis(url)
-
-
 @dataclass
 class OwnApp:
     url: str
@@ -267,16 +247,10 @@ class OwnApp:
 
 
 @pytest.fixture
-def own_app(own_database: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[OwnApp]:
-    """The service on a database of its own; the CLI (`app.cli.main`) points at it too."""
-    monkeypatch.setenv("GRIDGOV_DATABASE_URL", own_database)
+def own_app(
+    settings: Settings, engine: Engine, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> OwnApp:
+    """The test's service and database, with the CLI (`app.cli.main`) pointed at it too."""
+    monkeypatch.setenv("GRIDGOV_DATABASE_URL", settings.database_url)
     monkeypatch.setenv("GRIDGOV_SECRET_KEY", SECRET)
-    settings = Settings(database_url=own_database, secret_key=SECRET, grid_refresh_seconds=0.0)
-    engine = make_engine(own_database)
-    clock = FakeClock()
-    app = create_app(settings=settings, engine=engine, clock=clock)
-    try:
-        with TestClient(app, raise_server_exceptions=False) as client:
-            yield OwnApp(own_database, engine, settings, Api(client, engine, clock))
-    finally:
-        engine.dispose()
+    return OwnApp(settings.database_url, engine, settings, api)

@@ -15,7 +15,7 @@ from app import throttle
 from app.deps import ActorDep, ClaimsDep, RuntimeDep, SessionDep
 from app.revocation import revoke_token
 from core.db import session_scope
-from core.errors import TooManyRequests, Unauthorized
+from core.errors import InvalidCredentials, TooManyAttempts
 from core.models import User
 from core.security import hash_password, issue_token, verify_password
 from core.text import Identifier
@@ -66,11 +66,7 @@ def token(
         if attempt_id is not None:
             user = session.execute(select(User).where(col(User.username) == username)).scalar()
     if wait is not None:
-        raise TooManyRequests(
-            f"too many failed sign-ins; try again in {wait} s",
-            code="too_many_attempts",
-            retry_after=wait,
-        )
+        raise TooManyAttempts(seconds=wait)
     ok = verify_password(user.password_hash if user else _dummy_hash(), password)
     ok = ok and user is not None and user.active
     if ok and attempt_id is not None:
@@ -78,7 +74,7 @@ def token(
             throttle.record_success(session, attempt_id=attempt_id, now=now)
     throttle.log_outcome(username=username, address=address, succeeded=ok)
     if not ok or user is None or user.id is None:
-        raise Unauthorized("wrong username or password", code="invalid_credentials")
+        raise InvalidCredentials()
     ttl = settings.token_ttl_seconds
     return TokenOut(
         access_token=issue_token(

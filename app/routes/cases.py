@@ -15,12 +15,12 @@ from app.deps import ActorDep, CaseTurnDep, RuntimeDep, SessionDep
 from app.params import only_params
 from app.runtime import Runtime
 from core import privacy
-from core.errors import ValidationFailed
+from core.errors import InvalidDatetime
 from core.security import Actor
 from core.text import Identifier
 from dispatch import service as dispatch_service
-from dispatch.models import Case, CaseStatus, Department
-from dispatch.names import SOURCE_OF_CHANNEL, case_names
+from dispatch.models import Case, CaseStatus, Channel, Department
+from dispatch.names import case_names
 from dispatch.schemas import (
     MAX_ID,
     ActionIn,
@@ -96,9 +96,9 @@ def _instant(raw: str | None, *, name: str, tz: ZoneInfo, end_of_day: bool) -> d
         # In UTC here, so that no bound near year 1 or 9999 overflows later in the query.
         moment = moment.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise ValidationFailed(f"{name}: expected {_TIME_DOC}", code="invalid_datetime") from None
+        raise InvalidDatetime(name=name) from None
     if not 1900 <= moment.year <= 2200:
-        raise ValidationFailed(f"{name}: years 1900 to 2200 only", code="invalid_datetime")
+        raise InvalidDatetime(name=name)
     return moment
 
 
@@ -123,7 +123,7 @@ def list_cases(
         str | None,
         Query(pattern=r"^(\d{3}){2,5}$", description="district, town, village or grid code"),
     ] = None,
-    channel: Annotated[str | None, Query(pattern=r"^(grid_worker|dispatcher)$")] = None,
+    channel: Annotated[Channel | None, Query()] = None,
     sla: Annotated[str | None, Query(pattern=r"^(ok|warning|overdue)$")] = None,
     q: Annotated[
         str | None,
@@ -145,7 +145,7 @@ def list_cases(
             category_code=category_code,
             department_code=department_code,
             area_code=area_code,
-            source=None if channel is None else SOURCE_OF_CHANNEL[channel],
+            channel=None if channel is None else channel.value,
             warning_level=None if sla is None else SLA_WARNING_LEVEL[sla],
             text=None if q is None else q.strip() or None,
             reported_from=_instant(from_, name="from", tz=tz, end_of_day=False),

@@ -6,17 +6,17 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.exc import IntegrityError
 
-from app.deps import ActorDep, RuntimeDep, SessionDep, require_role
+from app.deps import ActorDep, LanguageDep, RuntimeDep, SessionDep, require_role
 from core import privacy
-from core.errors import GridgovError
+from core.errors import GridgovError, Lang, RequestInvalid
 from core.models import Role
 from core.text import displayable
 from dispatch.names import case_names
 from dispatch.schemas import CaseOut, case_out, disclosures
 from events import service as events_service
 from events.schemas import BatchIn, BatchItemOut, BatchOut, ClientId, ReportIn
+from events.service import Reporter
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -35,21 +35,13 @@ def create_report(
 ) -> Response:
     """File a report: 201 with the new case, or 200 with the same case when client_id repeats."""
     require_role(actor, Role.GRID_WORKER, Role.DISPATCHER, Role.ADMIN)
-    source = "grid_worker" if actor.role is Role.GRID_WORKER else "command_centre"
     ctx = runtime.intake_context()
     now = runtime.now()
-    try:
-        case, created = events_service.intake(
-            session, report=report, actor=actor, source=source, now=now, ctx=ctx
-        )
-    except IntegrityError:
-        # The same client_id raced in from another request: once more, as a resend.
-        session.rollback()
-        case, created = events_service.intake(
-            session, report=report, actor=actor, source=source, now=now, ctx=ctx
-        )
+    case, created = events_service.intake(
+        session, report=report, reporter=Reporter.of_account(actor), now=now, ctx=ctx
+    )
     if created:
-        runtime.metrics.report_filed(case.source)
+        runtime.metrics.report_filed(case.channel)
     names = case_names(session, [case], catalogue=ctx.taxonomy.catalogue)
     out = case_out(case, viewer=actor, names=names)
     privacy.record_disclosures(
@@ -69,10 +61,11 @@ def create_report(
 
 @router.post("/batch", response_model=BatchOut)
 def create_reports_batch(
-    batch: BatchIn, runtime: RuntimeDep, session: SessionDep, actor: ActorDep
+    batch: BatchIn, runtime: RuntimeDep, session: SessionDep, actor: ActorDep, lang: LanguageDep
 ) -> BatchOut:
     """Offline sync: each item succeeds or fails on its own (per-item status and error)."""
     require_role(actor, Role.GRID_WORKER)
+    reporter = Reporter.of_account(actor)
     ctx = runtime.intake_context()
     now = runtime.now()
     results: list[BatchItemOut] = []
@@ -82,19 +75,12 @@ def create_reports_batch(
         savepoint = session.begin_nested()
         try:
             report = ReportIn.model_validate(raw)
-            try:
-                case, created = events_service.intake(
-                    session, report=report, actor=actor, source="grid_worker", now=now, ctx=ctx
-                )
-            except IntegrityError:  # raced with another copy: answer as a resend
-                savepoint.rollback()
-                savepoint = session.begin_nested()
-                case, created = events_service.intake(
-                    session, report=report, actor=actor, source="grid_worker", now=now, ctx=ctx
-                )
+            case, created = events_service.intake(
+                session, report=report, reporter=reporter, now=now, ctx=ctx
+            )
             savepoint.commit()
             if created:
-                runtime.metrics.report_filed(case.source)
+                runtime.metrics.report_filed(case.channel)
             names = case_names(session, [case], catalogue=ctx.taxonomy.catalogue)
             out = case_out(case, viewer=actor, names=names)
             shown.append(out)
@@ -106,24 +92,19 @@ def create_reports_batch(
                     case=out.model_dump(mode="json"),
                 )
             )
-        except ValidationError as exc:
+        except (ValidationError, GridgovError) as exc:
             savepoint.rollback()
-            results.append(
-                BatchItemOut(
-                    index=index,
-                    client_id=client_id,
-                    status=422,
-                    error={"error": "validation_error", "detail": _first_problem(exc)},
-                )
+            error = (
+                RequestInvalid(errors=exc.errors(include_input=False)[:1])
+                if isinstance(exc, ValidationError)
+                else exc
             )
-        except GridgovError as exc:
-            savepoint.rollback()
             results.append(
                 BatchItemOut(
                     index=index,
                     client_id=client_id,
-                    status=exc.status_code,
-                    error={"error": exc.code, "detail": exc.detail},
+                    status=error.status_code,
+                    error=_item_error(error, lang),
                 )
             )
     privacy.record_disclosures(
@@ -149,11 +130,7 @@ def _echoed_client_id(raw: Any) -> str | None:
         return None
 
 
-def _first_problem(exc: ValidationError) -> str:
-    """`field: message` of the first defect (field names come from the client: made safe)."""
-    errors = exc.errors(include_input=False, include_url=False)
-    if not errors:
-        return "invalid report"
-    where = displayable(".".join(str(p) for p in errors[0].get("loc", ())))
-    message = displayable(str(errors[0].get("msg", "invalid")))
-    return f"{where}: {message}" if where else message
+def _item_error(exc: GridgovError, lang: Lang) -> dict[str, str]:
+    """An item's error as the whole answer's would be (the first defect of an invalid report;
+    field names come from the client: made safe)."""
+    return {"error": exc.code, "detail": displayable(exc.message(lang))}

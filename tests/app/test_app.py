@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy.engine import Engine
 
 from app.migrate import schema_drift
 from app.scheduler import start_scheduler, sweep_job
+from tests.conftest import Api, new_client_id
+
+GRID = "440604011001001"
 
 
 def test_models_and_migrations_agree(engine: Engine) -> None:
@@ -36,10 +40,16 @@ def test_docs_are_served_offline(client: TestClient) -> None:
     assert "/v1/reports" in spec["paths"]
 
 
-def test_scheduler_schedules_the_sweep_job_every_minute(client: TestClient) -> None:
-    """The schedule only; what one run of `sweep_job` does is asserted in test_metrics.py
-    (cases checked and marked overdue, duration counted) and test_resilience.py (an outage)."""
-    runtime = client.app.state.runtime  # type: ignore[attr-defined]
+def test_scheduler_schedules_a_sweep_every_minute_that_marks_due_cases(
+    api: Api, demo_points: Any
+) -> None:
+    """The schedule, and what its job does when it runs: the case of the test's database
+    that is past its deadline is marked red (other effects of `sweep_job`: test_metrics.py,
+    an outage: test_resilience.py)."""
+    lng, lat = demo_points(GRID)
+    body = {"client_id": new_client_id(), "lat": lat, "lng": lng, "description": "井盖丢失"}
+    cid = api.post(f"gw{GRID}", "/v1/reports", body).json()["id"]
+    runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     scheduler = start_scheduler(runtime)
     try:
         job = scheduler.get_job("sla_sweep")
@@ -48,5 +58,10 @@ def test_scheduler_schedules_the_sweep_job_every_minute(client: TestClient) -> N
         assert list(job.args) == [runtime]
         assert job.trigger.interval.total_seconds() == 60
         assert (job.max_instances, job.coalesce) == (1, True)
+        api.clock.advance(hours=7)  # 16:00 local: past the 15:00 deadline
+        job.func(*job.args, **job.kwargs)  # one tick, run here rather than waited for
+        case = api.get("dispatcher", f"/v1/cases/{cid}").json()
+        assert (case["warning_level"], case["escalation_level"]) == ("red", 1)
+        assert [h["action"] for h in case["history"]] == ["report", "sla_overdue"]
     finally:
         scheduler.shutdown(wait=False)

@@ -106,9 +106,9 @@ def test_new_reports_are_counted_by_channel_and_resends_are_not(api: Api, demo_p
     )
     assert [r["status"] for r in batch.json()["results"]] == [201, 201, 422]
     after = scrape(api.client)
-    worker_channel = first.json()["source"]
-    dispatcher_channel = by_dispatcher.json()["source"]
-    assert worker_channel != dispatcher_channel
+    worker_channel = first.json()["channel"]
+    dispatcher_channel = by_dispatcher.json()["channel"]
+    assert (worker_channel, dispatcher_channel) == ("grid_worker", "dispatcher")
 
     def delta(channel: str) -> float:
         name = "gridgov_reports_total"

@@ -307,6 +307,29 @@ def test_state_digest_changes_with_each_audited_field(field_name: str) -> None:
     )
 
 
+# Digests of `_case_state()` as the code before migration 0007 computed them, when the field was
+# `source` and a command centre's report was spelled `command_centre`.
+SEALED_BEFORE_0007 = {
+    "command_centre": "87ac6dbc09db5db195dce322d2e8c4fa9e71356d42b8fdfcffd5e1536c62a8e3",
+    "grid_worker": "179220b786740e7d96ed7a800e6bff5ee4ea1117415c916b32a3a9af1643ab8f",
+}
+
+
+@pytest.mark.parametrize(
+    ("channel", "source"), [("dispatcher", "command_centre"), ("grid_worker", "grid_worker")]
+)
+def test_state_digest_of_a_channel_is_the_one_sealed_as_its_source(
+    channel: str, source: str
+) -> None:
+    """0007 renamed and respelled the column; states sealed before must still verify."""
+    assert state_digest(_case_state(channel=channel)) == SEALED_BEFORE_0007[source]
+
+
+def test_state_digest_changes_with_the_channel() -> None:
+    digests = {state_digest(_case_state(channel=c)) for c in ("grid_worker", "wechat", "open311")}
+    assert len(digests | {state_digest(_case_state(channel="dispatcher"))}) == 4
+
+
 def test_state_digest_ignores_bookkeeping_and_representation() -> None:
     base = _case_state()
     again = _case_state(

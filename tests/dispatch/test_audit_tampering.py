@@ -178,12 +178,12 @@ def test_deleting_a_case_with_its_history_is_caught(own_app: OwnApp, demo_points
 
 
 def test_deleting_only_a_case_row_is_caught(
-    own_app: OwnApp, demo_points: Any, seeded_template: tuple[str, str]
+    own_app: OwnApp, demo_points: Any, backend: tuple[str, str]
 ) -> None:
     """An insider who bypasses the foreign key (SQLite's shell does not enforce it; a PostgreSQL
     superuser can switch triggers off) leaves the history behind, orphaned."""
     c = _world(own_app, demo_points)["c"]
-    if seeded_template[0] == "sqlite":
+    if backend[0] == "sqlite":
         own_app.engine.dispose()
         db = sqlite3.connect(own_app.url.removeprefix("sqlite:///"))
         with db:

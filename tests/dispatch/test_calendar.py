@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dispatch import calendar as calendar_module
 from dispatch.calendar import CalendarDay, DaySource, WorkCalendar, parse_office_hours
 from dispatch.holidays import rule_rest_days, statutory_days
 from taxonomy.catalogue import TimeUnit
@@ -439,8 +440,12 @@ def test_imported_schedule_replaces_the_rule_for_its_year() -> None:
     assert CALENDAR.unpublished_years(date(2026, 12, 1), date(2028, 1, 5)) == [2027, 2028]
 
 
-def test_unpublished_year_is_logged_once_per_process(caplog: pytest.LogCaptureFixture) -> None:
-    year = 2031  # no other test resolves its dates
+def test_unpublished_year_is_logged_once_per_process(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As in a fresh process, whatever other tests resolved before.
+    monkeypatch.setattr(calendar_module, "_warned_years", set())
+    year = 2031
     with caplog.at_level(logging.WARNING, logger="gridgov.calendar"):
         for n in range(40):
             CALENDAR.is_workday(date(year, 1, 1) + timedelta(days=n))

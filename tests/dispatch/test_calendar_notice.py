@@ -67,7 +67,7 @@ def test_every_problem_of_a_notice_is_named_at_once() -> None:
             ]
         )
     )
-    assert "nothing stored" in detail
+    assert detail.startswith("日历被拒绝，未保存任何内容：5 个问题\n- ")
     assert "元旦: ends (2027-01-01) before it starts" in detail
     assert "春节: working day 2027-02-22 is a weekday" in detail
     assert "清明节: 2027-02-12 is named twice" in detail

@@ -203,7 +203,7 @@ def test_calendar_check_fails_naming_next_year_near_year_end(
 def test_calendar_check_counts_the_year_of_an_open_case_deadline(
     api: Api, demo_points: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A case filed on 2027-03-01 (shared database; nothing is imported there) is due in 2027."""
+    """A case filed on 2027-03-01 (2027 is not imported in the test's database) is due in 2027."""
     api.clock.now = datetime(2027, 3, 1, 1, 0, tzinfo=UTC)
     case = report(api, demo_points)
     assert case["due_at"].startswith("2027-03-01")
@@ -213,7 +213,7 @@ def test_calendar_check_counts_the_year_of_an_open_case_deadline(
     assert "2027: no published holiday schedule" in res.output
 
 
-# --- GET /v1/calendar and deadlines (shared database) ---------------------------------------------
+# --- GET /v1/calendar and deadlines ---------------------------------------------------------------
 
 GRID = "440604011001001"
 

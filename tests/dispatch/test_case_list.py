@@ -1,7 +1,7 @@
 """The case list, lookup by case_no, the names in a case answer, departments, and whole extensions.
 
-Every test files its own cases with a marker of its own in the description and lists with
-`q=marker`, so cases of other tests sharing the database never enter its assertions.
+Every test has a database of its own and files its own cases, with a marker in the description
+that it lists by (`q=marker`).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dispatch.calendar import WorkCalendar, parse_office_hours
-from dispatch.models import WarningLevel
-from dispatch.sla import MAX_ESCALATION_LEVEL, SlaState, deadlines, evaluate, thresholds
+from dispatch.clock import set_deadlines
+from dispatch.models import Case, WarningLevel
+from dispatch.policy import Policy
+from dispatch.sla import MAX_ESCALATION_LEVEL, SlaState, evaluate, thresholds
 from taxonomy.catalogue import TimeUnit
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -59,20 +61,21 @@ def ordinary_tuesday(after: date) -> date:
 @dataclass(frozen=True)
 class Limit:
     start: datetime
-    amount: float
+    amount: int
     unit: TimeUnit
     expected: tuple[datetime, datetime, datetime, datetime]  # yellow, red (1), level 2, level 3
 
     def deadlines(self, paused_seconds: float = 0.0) -> tuple[datetime, datetime]:
-        d = deadlines(
-            start=self.start,
-            amount=self.amount,
-            unit=self.unit,
-            calendar=CALENDAR,
-            warn_fraction=WARN,
+        case = Case(
+            clock_started_at=self.start,
+            time_limit_value=self.amount,
+            time_limit_unit=self.unit.value,
             paused_seconds=paused_seconds,
         )
-        return d.warn_at, d.due_at
+        set_deadlines(case, calendar=CALENDAR, policy=Policy(audit_key="", warn_fraction=WARN))
+        assert case.warn_at is not None
+        assert case.due_at is not None
+        return case.warn_at, case.due_at
 
     def evaluate(self, now: datetime, every: float = EVERY) -> SlaState:
         warn_at, due_at = self.deadlines()

@@ -1,8 +1,8 @@
 """Property: random actions by random people on random cases, with time passing and sweeps,
 never break the transition table, never lose a history row, and the audit log stays intact.
 
-Runs through HTTP on a database of its own per backend (examples share it and one clock that
-only moves forward; each example files its own cases).
+Runs through HTTP on the test's own database per backend (its examples share it and one clock
+that only moves forward; each example files its own cases).
 """
 
 from __future__ import annotations
@@ -201,12 +201,15 @@ class World:
         assert res.status_code < 500, res.text
         rule = RULES[action]
         permitted = _party_of(step.who) is rule.party
+        max_ext = self.api.client.app.state.runtime.policy.max_extensions  # type: ignore[attr-defined]
+        refusal = _refusal(action, step, before, target_before, max_ext)
         old = _history_key(before["history"])
         event(f"{action} -> {res.status_code}")
         if res.status_code == 200:
             after = res.json()
             assert permitted
             assert before["status"] in rule.sources
+            assert refusal is None, refusal
             assert after["status"] == _target(action, before, step.passed)
             new = _history_key(after["history"])
             assert new[: len(old)] == old, "history changed or lost"
@@ -232,11 +235,41 @@ class World:
         elif before["status"] not in rule.sources:
             assert (res.status_code, error) == (409, "illegal_transition"), res.text
         else:
-            assert res.status_code in (404, 409, 422), res.text
+            assert (res.status_code, error) == refusal, res.text
         after = self.read(before["id"])
         assert _history_key(after["history"]) == old, "a refused action left history"
         assert after["status"] == before["status"]
         assert after["version"] == before["version"]
+
+
+def _refusal(
+    action: Action, step: Step, before: dict[str, Any], target: dict[str, Any], max_ext: int
+) -> tuple[int, str] | None:
+    """Why the right person's action from a right status is refused, or None: it goes through.
+    Fields are judged in the table's order (reason, note, then the action's own), then the
+    action's own rules (extension limit and amount; the merge target)."""
+    needs = RULES[action].needs
+    if "reason" in needs and not step.reason:
+        return 422, "reason_required"
+    if "note" in needs and not step.note:
+        return 422, "note_required"
+    if action is Action.VERIFY:
+        if step.passed is None:
+            return 422, "passed_required"
+        if not step.passed and not step.reason:  # a failed check (重办) says why
+            return 422, "reason_required"
+    if action is Action.EXTEND:
+        if before["extension_count"] >= max_ext:
+            return 409, "extension_limit"
+        limit = max(before["time_limit"]["value"], 1) * 10
+        if not (step.amount.is_integer() and 0 < step.amount <= limit):
+            return 422, "invalid_amount"
+    if action is Action.MERGE:
+        if target["id"] == before["id"]:
+            return 422, "invalid_merge"
+        if target["status"] in (CaseStatus.REJECTED, CaseStatus.MERGED, CaseStatus.CLOSED):
+            return 409, "illegal_transition"
+    return None
 
 
 def _transitions_follow_the_table(history: list[dict[str, Any]]) -> None:

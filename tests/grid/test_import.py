@@ -213,11 +213,12 @@ def test_cli_prints_every_problem_and_exits_2_without_traceback(
         )
     )
     before = _state(own_db.engine)
-    res = CliRunner().invoke(main, ["grids", "import", str(path)])
+    chinese = CliRunner(env={"LC_ALL": None, "LC_MESSAGES": None, "LANG": "zh_CN.UTF-8"})
+    res = chinese.invoke(main, ["grids", "import", str(path)])
     assert res.exit_code == 2
-    assert res.exception is None or isinstance(res.exception, SystemExit)
+    assert isinstance(res.exception, SystemExit)  # a message and an exit code, no traceback
     assert "Traceback" not in res.output
-    assert "error: invalid_grids: grid import refused, nothing stored: 2 problems" in res.output
+    assert "error: invalid_grids: 网格导入被拒绝，未保存任何内容：2 个问题" in res.output
     assert f"- {a} and {b} overlap by " in res.output
     assert "- 440604010998001: its village 440604010998 is neither" in res.output
     assert _state(own_db.engine) == before

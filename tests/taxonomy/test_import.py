@@ -159,7 +159,8 @@ def test_cli_names_the_codes_and_exits_2(
     path.write_text(json.dumps(data, ensure_ascii=False), "utf-8")
     with Session(own_db.engine) as session:
         before = taxonomy_service.latest_revision_id(session)
-    res = CliRunner().invoke(main, ["taxonomy", "import", str(path)])
+    english = CliRunner(env={"LC_ALL": "en_US.UTF-8"})
+    res = english.invoke(main, ["taxonomy", "import", str(path)])
     assert res.exit_code == 2
     assert "Traceback" not in res.output
     assert "error: invalid_catalogue: catalogue import refused, nothing stored: 3 problems" in (
