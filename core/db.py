@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -214,9 +215,6 @@ def _postgres_engine(url: str, settings: Settings) -> Engine:
             "keepalives_interval": 3,
             "keepalives_count": 3,
         },
-        # A connection broken while the database was away is replaced at checkout, so the
-        # service recovers by itself when the database comes back.
-        pool_pre_ping=True,
         pool_size=pool_capacity(settings),
         max_overflow=0,
         pool_timeout=settings.pool_timeout_seconds,
@@ -228,7 +226,42 @@ def _postgres_engine(url: str, settings: Settings) -> Engine:
         conn.io_timeout = io_timeout
         return conn
 
+    _ping_when_idle(engine)
+
     return engine
+
+
+# A pooled connection unused this long is probed (`SELECT 1`) before a request gets it.
+PING_AFTER_IDLE_SECONDS = 2.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Replace, at checkout, a pooled connection that broke while it sat idle (the database
+    restarted, a firewall dropped it), so the service recovers by itself when the database is
+    back; a connection in steady use is not probed, which saves a round trip per request
+    (SQLAlchemy's `pool_pre_ping` probes every checkout). One that breaks while in use fails
+    its request (503 `unavailable`), and the error invalidates every older pooled connection."""
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi: Any, record: Any) -> None:
+        record.info["used_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _used(_dbapi: Any, record: Any) -> None:
+        record.info["used_at"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _probe(dbapi: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("used_at", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            with dbapi.cursor() as cursor:
+                cursor.execute("SELECT 1")
+            dbapi.rollback()
+        except psycopg.Error:
+            # The pool discards this connection and checks out another (a new one if need be).
+            raise sa_exc.DisconnectionError("pooled connection lost while idle") from None
+        record.info["used_at"] = time.monotonic()
 
 
 # PostgreSQL SQLSTATEs meaning "others hold what you need, retry shortly": lock_not_available

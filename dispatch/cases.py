@@ -5,12 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from shapely.geometry import Point
 from sqlalchemy import ColumnElement, and_, func, insert, or_, select, text
-from sqlmodel import Session, col
+from sqlalchemy.orm import class_mapper
+from sqlmodel import Session, SQLModel, col
 
 from core.errors import CaseNotFound, UnknownDepartment, UnknownSubcategory
 from core.models import Role
@@ -79,6 +80,30 @@ def require_department(session: Session, code: str) -> None:
         raise UnknownDepartment(department=code)
 
 
+T = TypeVar("T", bound=SQLModel)
+
+
+def unattached(cls: type[T], **values: Any) -> T:
+    """A new table object that no session tracks, built as the ORM builds a row it loads: the
+    values (and the model's defaults) go straight into the instance, with no attribute event
+    per field. `Case(...)` fires one per field (44), a tenth of an intake's CPU; the object is
+    inserted with a plain INSERT (`row_values`), so nothing needs the events. Later changes to
+    it are ordinary attribute sets."""
+    unknown = set(values) - set(cls.model_fields)
+    if unknown:
+        raise TypeError(f"{cls.__name__}: no fields {sorted(unknown)}")
+    obj: T = class_mapper(cls).class_manager.new_instance()
+    state = obj.__dict__
+    for name, field in cls.model_fields.items():
+        if name in values:
+            state[name] = values[name]
+        elif not field.is_required():
+            state[name] = field.get_default(call_default_factory=True)
+        else:
+            raise TypeError(f"{cls.__name__}: {name} is required")
+    return obj
+
+
 def row_values(obj: Any) -> dict[str, Any]:
     """An unattached table object as the values of its INSERT."""
     return {c.name: getattr(obj, c.key) for c in obj.__table__.columns}
@@ -126,7 +151,8 @@ def open_case(
     r = new.routing
     if case_id is None:
         case_id = next_case_id(session)
-    case = Case(
+    case = unattached(
+        Case,
         id=case_id,
         case_no=case_no_for(case_id, now, calendar.tz),
         status=CaseStatus.REPORTED,

@@ -28,11 +28,13 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from app.deps import SessionDep
 from app.main import create_app
 from app.migrate import upgrade
 from app.scheduler import sweep_job
+from core import db as core_db
 from core.db import make_engine, session_scope
 from core.models import Role, User
 from core.settings import Settings
@@ -511,3 +513,65 @@ def test_database_outage_answers_503_and_recovers_without_restart(
     finally:
         engine.dispose()
         proxy.close()
+
+
+def _backend_pid(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(engine: Any, pid: int) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        conn.commit()
+    for _ in range(200):  # the server ends the backend asynchronously
+        with engine.connect() as conn:
+            gone = conn.execute(
+                text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+            ).scalar_one()
+        if gone:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"backend {pid} did not end")
+
+
+@POSTGIS_ONLY
+def test_pooled_connection_lost_while_idle_is_replaced_at_checkout(
+    backend: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A connection the server dropped while it sat in the pool is probed and replaced before
+    anyone uses it: the next statement succeeds on a new backend."""
+    engine = make_engine(backend[1])
+    admin = make_engine(backend[1])
+    try:
+        pid = _backend_pid(engine)
+        _terminate(admin, pid)
+        monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 0.0)  # "idle long enough"
+        assert _backend_pid(engine) != pid
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+@POSTGIS_ONLY
+def test_connection_in_steady_use_is_not_probed_and_a_loss_fails_one_request(
+    backend: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No probe for a connection used a moment ago (no round trip per request): if it was
+    lost, that one request fails as `unavailable`, and the pool replaces its connections so
+    that the next one succeeds."""
+    monkeypatch.setattr(core_db, "PING_AFTER_IDLE_SECONDS", 3600.0)
+    engine = make_engine(backend[1])
+    admin = make_engine(backend[1])
+    try:
+        pid = _backend_pid(engine)
+        _terminate(admin, pid)
+        with pytest.raises(DBAPIError) as lost:
+            _backend_pid(engine)
+        trouble = core_db.database_trouble(lost.value)
+        assert trouble is not None
+        assert trouble.code == "unavailable"
+        assert _backend_pid(engine) != pid
+    finally:
+        engine.dispose()
+        admin.dispose()
