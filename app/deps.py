@@ -80,6 +80,7 @@ def load_actor(session: Session, user_id: int, token_version: int | None) -> Act
         display_name=user.display_name,
         department_code=user.department_code,
         grid_codes=grids,
+        area_code=user.area_code,
     )
 
 

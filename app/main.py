@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.deps import request_language
 from app.metrics import install_metrics
 from app.openapi import document_errors
-from app.routes import auth, calendar, cases, grids, reports, taxonomy
+from app.routes import auth, calendar, cases, grids, reports, stats, taxonomy, webhooks
 from app.runtime import build_runtime
 from app.secret import require_secret_key
 from core.clock import Clock, utcnow
@@ -265,6 +265,8 @@ def create_app(
         grids.router,
         grids.areas_router,
         taxonomy.router,
+        stats.router,
+        webhooks.router,
     ):
         app.include_router(router)
     return app

@@ -31,11 +31,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.clock import Clock, utcnow
 from core.db import database_trouble, reader
 from core.errors import Unauthorized
 from core.settings import Settings
 from dispatch.models import Case, WarningLevel
 from dispatch.workflow import OPEN_STATUSES
+from notify.lag import outbox_state
+from notify.models import DeliveryStatus
 
 log = logging.getLogger("gridgov.metrics")
 
@@ -102,10 +105,51 @@ class OpenCasesCollector(Collector):
         return [family]
 
 
+class OutboxCollector(Collector):
+    """`gridgov_outbox_deliveries{status}` and `gridgov_outbox_lag_seconds` (the age of the oldest
+    due, undelivered webhook delivery), read at scrape time; absent if the database fails."""
+
+    def __init__(self, engine: Engine, clock: Clock) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def _families(self) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        return (
+            GaugeMetricFamily(
+                "gridgov_outbox_deliveries",
+                "Webhook deliveries by status (pending, delivered, failed)",
+                labels=["status"],
+            ),
+            GaugeMetricFamily(
+                "gridgov_outbox_lag_seconds",
+                "How long the oldest due webhook delivery has waited (0: none due)",
+            ),
+        )
+
+    def describe(self) -> Iterable[Metric]:
+        return list(self._families())
+
+    def collect(self) -> Iterable[Metric]:
+        try:
+            counts, lag = outbox_state(self.engine, now=self.clock())
+        except Exception as exc:  # one family lost, never the whole scrape
+            trouble = database_trouble(exc)
+            if trouble is None:
+                log.exception("outbox left out of the metrics")
+            else:
+                log.warning("outbox left out of the metrics (%s: %s)", trouble.code, exc)
+            return []
+        deliveries, lag_family = self._families()
+        for status in DeliveryStatus:
+            deliveries.add_metric([status.value], counts.get(status.value, 0))
+        lag_family.add_metric([], lag)
+        return [deliveries, lag_family]
+
+
 class Metrics:
     """One process's instruments, in a registry of their own."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, clock: Clock = utcnow) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Histogram(
             "gridgov_http_request_duration_seconds",
@@ -140,6 +184,7 @@ class Metrics:
         for outcome in SWEEP_OUTCOMES:
             self.sweep_cases.labels(outcome)
         self.registry.register(OpenCasesCollector(engine))
+        self.registry.register(OutboxCollector(engine, clock))
         # (method, route, status) → the histogram's child: one dict read per request.
         self._children: dict[tuple[str, str, int], Histogram] = {}
 

@@ -21,7 +21,11 @@ from dispatch.service import CalendarProvider, Policy
 from events.service import IntakeContext
 from grid.index import GridIndex
 from grid.service import grid_resolver
+from notify import outbox
 from taxonomy.service import Taxonomy, taxonomy_holder
+
+# Every process of the service writes the outbox with each case change (notify/outbox.py).
+outbox.install()
 
 
 class ActorCache:
@@ -110,6 +114,10 @@ def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) 
             audit_key=settings.secret_key,
             warn_fraction=settings.warn_fraction,
             escalate_every_fraction=settings.escalate_every_fraction,
+            max_extensions=settings.max_extensions,
+            reopen_after_visit_days=settings.reopen_after_visit_days,
+            accept_limit_hours=settings.accept_limit_working_hours,
+            verify_limit_hours=settings.verify_limit_working_hours,
         ),
         actors=actors,
         auth=AuthWatch(
@@ -118,6 +126,6 @@ def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) 
             on_change=actors.clear,
             clock=clock,
         ),
-        metrics=Metrics(engine),
+        metrics=Metrics(engine, clock),
         clock=clock,
     )

@@ -7,7 +7,8 @@ import core.privacy
 import dispatch.models
 import events.models
 import grid.models
+import notify.models
 import taxonomy.models
 from core.db import metadata
 
-__all__ = ["core", "dispatch", "events", "grid", "metadata", "taxonomy"]
+__all__ = ["core", "dispatch", "events", "grid", "metadata", "notify", "taxonomy"]

@@ -13,9 +13,11 @@ from app.revocation import bump_auth_revision
 from core.errors import (
     DepartmentRequired,
     GridRequired,
+    InvalidCentreArea,
     InvalidDepartment,
     InvalidGrid,
     InvalidUsername,
+    UnknownCentreArea,
     UnknownDepartment,
     UnknownGrid,
     UnknownUser,
@@ -43,6 +45,7 @@ def create_user(
     display_name: str = "",
     phone: str | None = None,
     password_hash: str | None = None,
+    area_code: str | None = None,
 ) -> User:
     """A grid worker needs at least one existing grid, a department account its department."""
     if not _USERNAME.match(username):
@@ -58,6 +61,8 @@ def create_user(
         raise DepartmentRequired()
     if role is not Role.DEPARTMENT and department_code:
         raise InvalidDepartment()
+    if area_code is not None:
+        _check_centre_area(session, role, area_code)
     if grids:
         known = set(
             session.execute(
@@ -87,6 +92,7 @@ def create_user(
         password_hash=password_hash or hash_password(password),
         role=role,
         department_code=department_code,
+        area_code=area_code,
         created_at=now,
     )
     session.add(user)
@@ -96,6 +102,21 @@ def create_user(
         session.add(UserGrid(user_id=user.id, grid_code=code))
     session.flush()
     return user
+
+
+def _check_centre_area(session: Session, role: Role, area_code: str) -> None:
+    """A dispatcher's command centre: an existing, active 镇街 or 村居."""
+    if role is not Role.DISPATCHER:
+        raise InvalidCentreArea()
+    found = session.execute(
+        select(col(Area.code)).where(
+            col(Area.code) == area_code,
+            col(Area.level).in_([AreaLevel.TOWN, AreaLevel.VILLAGE]),
+            col(Area.active).is_(True),
+        )
+    ).first()
+    if found is None:
+        raise UnknownCentreArea(area=area_code)
 
 
 def _by_username(session: Session, username: str) -> User:

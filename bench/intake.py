@@ -8,7 +8,11 @@ level warning) on one freshly seeded database (SQLite file by default, PostGIS w
 --postgres). The load generator here keeps a fixed number of connections busy (httpx + asyncio)
 for a fixed request count after a warm-up, alternating A/B/A/B; medians over rounds are reported.
 
-    .venv/bin/python bench/intake.py [--quick] [--postgres]
+    .venv/bin/python bench/intake.py [--quick] [--postgres] [--dead-webhook]
+
+--dead-webhook subscribes a receiver that refuses connections to every event and runs the
+intake server with its scheduler, so its delivery worker keeps trying (and failing) while the
+rounds run: intake writes the outbox rows, the worker retries in the same process.
 
 Prints one JSON object on stdout; progress on stderr. See bench/README.md.
 """
@@ -217,6 +221,42 @@ def reporters(url: str, count: int, rng: np.random.Generator) -> list[Reporter]:
     return out
 
 
+def subscribe_dead_webhook(url: str) -> None:
+    """A subscription to every event at a loopback port nothing listens on."""
+    from notify import webhooks
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            webhooks.add(
+                session,
+                url=f"http://127.0.0.1:{free_port()}/dead",
+                secret="bench-dead-hook-0123456789",
+                department_code=None,
+                area_code=None,
+                event_types=None,
+                now=datetime.now(UTC),
+            )
+    finally:
+        engine.dispose()
+
+
+def outbox_counts(url: str) -> dict[str, int]:
+    """What the dead subscription left: deliveries written, and attempts the worker made."""
+    from notify.models import OutboxDelivery
+
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            deliveries = session.execute(
+                select(func.count()).select_from(OutboxDelivery)
+            ).scalar_one()
+            attempts = session.execute(select(func.sum(OutboxDelivery.attempts))).scalar_one()
+    finally:
+        engine.dispose()
+    return {"deliveries_written": int(deliveries), "attempts_made": int(attempts or 0)}
+
+
 def count_rows(url: str) -> dict[str, int]:
     engine = make_engine(url)
     try:
@@ -353,7 +393,14 @@ def free_port() -> int:
 
 
 def start_server(
-    name: str, target: str, path: str, url: str, tmp: Path, make_body: Any, extra: list[str]
+    name: str,
+    target: str,
+    path: str,
+    url: str,
+    tmp: Path,
+    make_body: Any,
+    extra: list[str],
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     port = free_port()
     env = {
@@ -361,6 +408,7 @@ def start_server(
         "GRIDGOV_DATABASE_URL": url,
         "GRIDGOV_SECRET_KEY": SECRET,
         "GRIDGOV_SCHEDULER": "0",
+        **(extra_env or {}),
     }
     stderr_path = tmp / f"{name}.stderr"
     cmd = [
@@ -440,6 +488,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer requests, for a smoke run")
     parser.add_argument("--postgres", action="store_true", help="a fresh PostGIS database")
     parser.add_argument(
+        "--dead-webhook",
+        action="store_true",
+        help="subscribe a refusing receiver to every event; the intake server's worker retries",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=None,
@@ -453,6 +506,8 @@ def main() -> None:
     rng = np.random.Generator(np.random.PCG64(SEED))
 
     with database(args.postgres) as url:
+        if args.dead_webhook:
+            subscribe_dead_webhook(url)
         people = reporters(url, budget.workers, rng)
         work = Workload(people, rng)
         tmp = Path(tempfile.mkdtemp(prefix="gridgov_bench_servers_"))
@@ -460,7 +515,16 @@ def main() -> None:
         try:
             servers.append(
                 start_server(
-                    "intake", "app.main:app_from_env", "/v1/reports", url, tmp, work.real_body, []
+                    "intake",
+                    "app.main:app_from_env",
+                    "/v1/reports",
+                    url,
+                    tmp,
+                    work.real_body,
+                    [],
+                    {"GRIDGOV_SCHEDULER": "1", "GRIDGOV_OUTBOX_INTERVAL_SECONDS": "1"}
+                    if args.dead_webhook
+                    else None,
                 )
             )
             servers.append(
@@ -493,6 +557,7 @@ def main() -> None:
                         f"p99 {s['p99_ms']} ms, non-201 {s['non_201']}"
                     )
             rows_after = count_rows(url)
+            outbox = outbox_counts(url) if args.dead_webhook else None
         finally:
             for server in servers:
                 stop_server(server)
@@ -515,6 +580,7 @@ def main() -> None:
         {
             "bench": "intake",
             "quick": args.quick,
+            "dead_webhook": outbox,
             "database": "postgis" if args.postgres else "sqlite",
             "environment": environment(),
             "config": {

@@ -31,6 +31,10 @@ class User(SQLModel, table=True):
         default=None,
         sa_column=Column(String(16), ForeignKey("department.code"), nullable=True, index=True),
     )
+    # A dispatcher's command centre: a 镇街 or 村居 code (None: district-wide).
+    area_code: str | None = Field(
+        default=None, sa_column=Column(String(15), ForeignKey("area.code"), nullable=True)
+    )
     active: bool = Field(default=True)
     # Bumped to revoke every token issued before.
     token_version: int = Field(default=0)

@@ -39,10 +39,25 @@ class Actor:
     display_name: str = ""
     department_code: str | None = None
     grid_codes: frozenset[str] = field(default_factory=frozenset)
+    # A dispatcher scoped to a 镇街 (9 digits) or 村居 (12 digits) command centre; None: the
+    # district's (admin, unscoped dispatchers).
+    area_code: str | None = None
 
     @property
     def is_command_centre(self) -> bool:
         return self.role in (Role.DISPATCHER, Role.ADMIN)
+
+    @property
+    def centre_level(self) -> int:
+        """The escalation level this command centre stands at: 1 a 村居, 2 a 镇街, 3 the
+        district (0: not a command centre)."""
+        if not self.is_command_centre:
+            return 0
+        return {12: 1, 9: 2}.get(len(self.area_code or ""), 3)
+
+    def covers(self, grid_code: str) -> bool:
+        """Whether a command centre's area holds this grid (the district's holds every one)."""
+        return self.is_command_centre and grid_code.startswith(self.area_code or "")
 
 
 SYSTEM_ACTOR = Actor(id=None, username="system", role=Role.ADMIN, display_name="系统")

@@ -54,8 +54,30 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     sweep_interval_seconds: int = Field(default=60, ge=1)
     sweep_batch: int = Field(default=500, ge=1)
+    # 延期: approvals per case at most (`approve_extension` and the centre's own `extend`).
+    max_extensions: int = Field(default=2, ge=0, le=100)
+    # A `dissatisfied` 回访 allows `reopen` of the closed case for this many (natural) days.
+    reopen_after_visit_days: int = Field(default=7, ge=0, le=3650)
+    # Stage limits in working hours: the unit accepts (签收) a dispatched case within the first,
+    # the grid worker checks (核查) a resolved one within the second.
+    accept_limit_working_hours: float = Field(default=2.0, gt=0.0, le=1000.0)
+    verify_limit_working_hours: float = Field(default=8.0, gt=0.0, le=1000.0)
     max_description_chars: int = Field(default=2000, ge=1)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Webhook deliveries (the outbox): a failed POST is retried first after this many seconds,
+    # then after twice as long each time (with up to 25 % jitter), at most an hour apart.
+    outbox_retry_base_seconds: float = Field(default=10.0, gt=0.0, le=3600.0)
+    # A delivery failing this long after its event turns `failed` (`gridgov outbox retry`).
+    outbox_retry_horizon_seconds: float = Field(default=24 * 3600.0, ge=60.0)
+    # Longest wait for a receiver's answer (connect and read), then the attempt failed.
+    outbox_timeout_seconds: float = Field(default=10.0, gt=0.0, le=300.0)
+    # How often a worker inside `gridgov serve` (and `gridgov outbox run`) looks for due ones.
+    outbox_interval_seconds: float = Field(default=2.0, gt=0.0, le=3600.0)
+    # Deliveries one worker claims at a time, sent by this many threads; a claim lasts this
+    # long (a killed worker's claims go to another after it).
+    outbox_batch: int = Field(default=50, ge=1, le=10_000)
+    outbox_concurrency: int = Field(default=8, ge=1, le=200)
+    outbox_lease_seconds: float = Field(default=120.0, gt=0.0)
     # `GET /metrics` (Prometheus text) and the per-request counting behind it.
     metrics_enabled: bool = True
     # When set, `/metrics` answers only to `Authorization: Bearer <token>` (else 401).

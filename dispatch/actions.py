@@ -10,20 +10,25 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlmodel import Session
 
+from core.clock import utcnow
 from core.errors import (
+    BelowEscalationLevel,
     CaseNotFound,
     GridgovError,
     IllegalTransition,
     InvalidAmount,
+    InvalidHours,
     InvalidMerge,
     NoteRequired,
     NotPermitted,
     PassedRequired,
     ReasonRequired,
+    SatisfactionRequired,
     StaleCase,
+    SubcategoryRequired,
 )
 from core.security import SYSTEM_ACTOR, Actor
-from dispatch import effects
+from dispatch import effects, followup, stages
 from dispatch.cases import case_key
 from dispatch.changes import EventType, change
 from dispatch.clock import CalendarProvider, apply_sla, record_sla, set_deadlines
@@ -50,6 +55,8 @@ class Transition:
     effect: Callable[[Step], None]
     event: EventType
     needs: frozenset[str] = frozenset()
+    # A further rule on the actor and the case, beyond party and place: the error refusing it.
+    check: Callable[[Case, Actor, datetime], GridgovError | None] | None = None
 
     def target_of(self, case: Case, params: ActionParams) -> CaseStatus | None:
         if self.target is None or isinstance(self.target, CaseStatus):
@@ -64,11 +71,21 @@ FIELD_ERRORS: dict[str, Callable[[Action, Case], GridgovError]] = {
     "passed": lambda action, _: PassedRequired(action=action.value),
     "amount": lambda _, case: InvalidAmount(limit=effects.max_extension(case)),
     "into_case_id": lambda _, __: InvalidMerge(),
+    "hours": lambda _, __: InvalidHours(limit=followup.MAX_REQUEST_HOURS),
+    "satisfaction": lambda _, __: SatisfactionRequired(),
+    "subcategory_code": lambda _, __: SubcategoryRequired(),
 }
 
 
 def _from(*statuses: CaseStatus) -> frozenset[CaseStatus]:
     return frozenset(statuses)
+
+
+def _at_or_above_escalation(case: Case, actor: Actor, now: datetime) -> GridgovError | None:
+    """督办 comes from the level the escalation reached (1 村居, 2 镇街, 3 district) or above."""
+    if actor.centre_level < case.escalation_level:
+        return BelowEscalationLevel(level=case.escalation_level, action=Action.SUPERVISE.value)
+    return None
 
 
 CC, DEPT, WORKER = Party.COMMAND_CENTRE, Party.DEPARTMENT, Party.GRID_WORKER
@@ -165,6 +182,7 @@ TRANSITIONS: dict[Action, Transition] = {
         needs=frozenset({"reason"}),
         effect=effects.reopen,
         event=E.REOPENED,
+        check=followup.may_reopen,
     ),
     Action.MERGE: Transition(
         sources=_from(S.REPORTED, S.REGISTERED),
@@ -173,6 +191,56 @@ TRANSITIONS: dict[Action, Transition] = {
         needs=frozenset({"into_case_id"}),
         effect=effects.merge,
         event=E.MERGED,
+    ),
+    Action.SUPERVISE: Transition(
+        sources=_from(S.DISPATCHED, S.ACCEPTED, S.SUSPENDED, S.RESOLVED),
+        target=None,
+        party=CC,
+        needs=frozenset({"note"}),
+        effect=effects.supervise,
+        event=E.SUPERVISED,
+        check=_at_or_above_escalation,
+    ),
+    Action.REQUEST_EXTENSION: Transition(
+        sources=_from(S.DISPATCHED, S.ACCEPTED),
+        target=None,
+        party=DEPT,
+        needs=frozenset({"reason", "hours"}),
+        effect=followup.request_extension,
+        event=E.EXTENSION_REQUESTED,
+    ),
+    Action.APPROVE_EXTENSION: Transition(
+        sources=_from(S.DISPATCHED, S.ACCEPTED),
+        target=None,
+        party=CC,
+        effect=followup.approve_extension,
+        event=E.EXTENDED,
+        check=followup.pending_request,
+    ),
+    Action.DENY_EXTENSION: Transition(
+        sources=_from(S.DISPATCHED, S.ACCEPTED),
+        target=None,
+        party=CC,
+        needs=frozenset({"reason"}),
+        effect=followup.deny_extension,
+        event=E.EXTENSION_DENIED,
+        check=followup.pending_request,
+    ),
+    Action.VISIT: Transition(
+        sources=_from(S.CLOSED),
+        target=None,
+        party=CC,
+        needs=frozenset({"satisfaction"}),
+        effect=followup.visit,
+        event=E.VISITED,
+    ),
+    Action.RECATEGORIZE: Transition(
+        sources=_from(S.REGISTERED, S.DISPATCHED, S.ACCEPTED),
+        target=None,  # but a new unit after dispatch: `dispatched` (see the effect)
+        party=CC,
+        needs=frozenset({"reason", "subcategory_code"}),
+        effect=followup.recategorize,
+        event=E.RECATEGORIZED,
     ),
 }
 
@@ -185,17 +253,21 @@ def _may(transition: Transition, case: Case, actor: Actor) -> bool:
         actor_grids=actor.grid_codes,
         case_department=case.department_code,
         case_grid=case.grid_code,
+        actor_area=actor.area_code,
     )
 
 
-def available_actions(case: Case, actor: Actor) -> list[str]:
-    """What this actor may do to the case now (role, place, status), in the table's order;
-    the fields an action needs are not judged here."""
+def available_actions(case: Case, actor: Actor, now: datetime | None = None) -> list[str]:
+    """What this actor may do to the case at `now` (role, place, status, the row's own check),
+    in the table's order; the fields an action needs are not judged here."""
     status = CaseStatus(case.status)
+    at = now or utcnow()
     return [
         str(action)
         for action, transition in TRANSITIONS.items()
-        if status in transition.sources and _may(transition, case, actor)
+        if status in transition.sources
+        and _may(transition, case, actor)
+        and (transition.check is None or transition.check(case, actor, at) is None)
     ]
 
 
@@ -242,6 +314,9 @@ def act(
             status_label=STATUS_LABELS[status],
             allowed=", ".join(sorted(transition.sources)),
         )
+    refusal = None if transition.check is None else transition.check(case, actor, now)
+    if refusal is not None:
+        raise refusal
     reason = (params.reason or "").strip() or None
     note = (params.note or "").strip() or None
     for name in FIELD_ERRORS:  # in this order: reason, note, then the action's own
@@ -256,6 +331,9 @@ def act(
     if target is not None:
         case.status = target
     calendar = calendars.for_department(case.department_code)
+    if case.status != status or (case.status == S.DISPATCHED and case.dispatched_at == now):
+        # A stage (签收 once dispatched, 核查 once resolved) starts, or the running one ends.
+        stages.start_stage(case, calendar=calendar, policy=policy, now=now)
     if step.deadlines_moved:
         set_deadlines(case, calendar=calendar, policy=policy)
     if note and "note" not in step.data:

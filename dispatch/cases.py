@@ -205,6 +205,8 @@ def open_case(
 def visibility(actor: Actor) -> ColumnElement[bool] | None:
     """Which cases an actor may see (None: all): role and place."""
     if actor.is_command_centre:
+        if actor.area_code:  # a 镇街 or 村居 command centre: the cases inside its area
+            return col(Case.grid_code).startswith(actor.area_code, autoescape=True)
         return None
     if actor.role is Role.DEPARTMENT:
         return and_(
@@ -255,6 +257,8 @@ class CaseFilter:
     area_code: str | None = None  # any level: the grid code starts with it
     channel: str | None = None
     warning_level: str | None = None
+    # The caller's escalation queue: cases whose escalation reached its level or above.
+    escalated_to_me: bool = False
     text: str | None = None  # in the description or the case_no, ignoring case
     reported_from: datetime | None = None  # inclusive
     reported_until: datetime | None = None  # exclusive
@@ -290,6 +294,8 @@ def _conditions(actor: Actor, filters: CaseFilter) -> list[ColumnElement[bool]]:
         found.append(col(Case.channel) == filters.channel)
     if filters.warning_level:
         found.append(col(Case.warning_level) == filters.warning_level)
+    if filters.escalated_to_me:
+        found.append(col(Case.escalation_level) >= max(actor.centre_level, 1))
     if filters.text:
         pattern = f"%{_like_escaped(filters.text)}%"
         found.append(

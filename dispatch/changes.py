@@ -44,6 +44,10 @@ class EventType(StrEnum):
     WARNING = "case.warning"  # yellow card (黄牌)
     OVERDUE = "case.overdue"  # red card (红牌)
     ESCALATED = "case.escalated"
+    # Beyond the contract's list (a note for CONTRACT.md): a refused extension request, and
+    # 改类 (category, and so unit and limit, changed by a command centre).
+    EXTENSION_DENIED = "case.extension_denied"
+    RECATEGORIZED = "case.recategorized"
 
 
 @dataclass(frozen=True)

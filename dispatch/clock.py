@@ -16,7 +16,7 @@ from sqlmodel import Session, col
 
 from core.db import reader
 from core.security import Actor
-from dispatch import calendar_service, sla
+from dispatch import calendar_service, sla, stages
 from dispatch.calendar import WorkCalendar, parse_office_hours
 from dispatch.changes import CaseEvent, EventType, change, emit
 from dispatch.models import Case, CaseStatus, Department, WarningLevel
@@ -87,12 +87,17 @@ class CalendarProvider:
 
 def set_deadlines(case: Case, *, calendar: WorkCalendar, policy: Policy) -> None:
     """Yellow (`warn_fraction` of the limit) and red (the limit) instants from the clock start,
-    pushed back by the time spent suspended (挂起), counted in the limit's own kind of time."""
+    pushed back by the time spent suspended (挂起), counted in the limit's own kind of time,
+    then by approved extension requests (延期), in working time."""
     unit = TimeUnit(case.time_limit_unit)
     limit = calendar.seconds_for(case.time_limit_value, unit)
     start, paused = case.clock_started_at, case.paused_seconds
-    case.warn_at = calendar.add_seconds(start, limit * policy.warn_fraction + paused, unit)
-    case.due_at = calendar.add_seconds(start, limit + paused, unit)
+    warn_at = calendar.add_seconds(start, limit * policy.warn_fraction + paused, unit)
+    due_at = calendar.add_seconds(start, limit + paused, unit)
+    if case.extension_seconds:
+        warn_at = calendar.add_working_seconds(warn_at, case.extension_seconds)
+        due_at = calendar.add_working_seconds(due_at, case.extension_seconds)
+    case.warn_at, case.due_at = warn_at, due_at
 
 
 def apply_sla(
@@ -104,35 +109,15 @@ def apply_sla(
     actor: Actor | None,
     session: Session | None,
 ) -> list[str]:
-    """Bring warning/escalation up to `now`; record changes when a session is given."""
-    if CaseStatus(case.status) not in CLOCK_STATUSES or case.due_at is None or case.warn_at is None:
-        case.next_check_at = None
-        return []
-    state = sla.evaluate(
-        now=now,
-        warn_at=case.warn_at,
-        due_at=case.due_at,
-        amount=case.time_limit_value,
-        unit=TimeUnit(case.time_limit_unit),
-        calendar=calendar,
-        escalate_every_fraction=policy.escalate_every_fraction,
-    )
+    """Bring warning/escalation and the running stage's card up to `now`; record changes when a
+    session is given."""
     events: list[str] = []
-    old_level = WarningLevel(case.warning_level)
-    if state.warning_level != old_level:
-        if state.warning_level is WarningLevel.YELLOW and old_level is WarningLevel.NONE:
-            events.append("sla_warning")
-        elif state.warning_level is WarningLevel.RED:
-            events.append("sla_overdue")
-        else:  # lower: a later deadline (extension, resume) or a clock set back
-            events.append("sla_cleared")
-        case.warning_level = state.warning_level
     escalation_before = case.escalation_level
-    if state.escalation_level > case.escalation_level:
-        if state.escalation_level > 1 or "sla_overdue" not in events:
-            events.append("sla_escalated")
-        case.escalation_level = state.escalation_level
-    case.next_check_at = state.next_check_at
+    limit_next = None
+    if CaseStatus(case.status) in CLOCK_STATUSES and case.due_at and case.warn_at:
+        limit_next = _apply_limit(case, calendar=calendar, policy=policy, now=now, events=events)
+    stage_next = stages.apply_stage(case, now=now, events=events)
+    case.next_check_at = min((t for t in (limit_next, stage_next) if t is not None), default=None)
     if session is not None and actor is not None:
         record_sla(
             session,
@@ -146,11 +131,45 @@ def apply_sla(
     return events
 
 
+def _apply_limit(
+    case: Case, *, calendar: WorkCalendar, policy: Policy, now: datetime, events: list[str]
+) -> datetime | None:
+    """The overall limit (处置): yellow, red and the escalation ladder; its next instant."""
+    assert case.due_at is not None
+    assert case.warn_at is not None
+    state = sla.evaluate(
+        now=now,
+        warn_at=case.warn_at,
+        due_at=case.due_at,
+        amount=case.time_limit_value,
+        unit=TimeUnit(case.time_limit_unit),
+        calendar=calendar,
+        escalate_every_fraction=policy.escalate_every_fraction,
+    )
+    old_level = WarningLevel(case.warning_level)
+    if state.warning_level != old_level:
+        if state.warning_level is WarningLevel.YELLOW and old_level is WarningLevel.NONE:
+            events.append("sla_warning")
+        elif state.warning_level is WarningLevel.RED:
+            events.append("sla_overdue")
+        else:  # lower: a later deadline (extension, resume) or a clock set back
+            events.append("sla_cleared")
+        case.warning_level = state.warning_level
+    if state.escalation_level > case.escalation_level:
+        if state.escalation_level > 1 or "sla_overdue" not in events:
+            events.append("sla_escalated")
+        case.escalation_level = state.escalation_level
+    return state.next_check_at
+
+
 SLA_EVENT_TYPES = {
     "sla_warning": EventType.WARNING,
     "sla_overdue": EventType.OVERDUE,
     "sla_escalated": EventType.ESCALATED,
     "sla_cleared": None,  # a lifted card: recorded, told to nobody
+    # A stage's own limit (签收, 核查): the same cards, naming the stage.
+    "stage_warning": EventType.WARNING,
+    "stage_overdue": EventType.OVERDUE,
 }
 
 
@@ -183,6 +202,9 @@ def record_sla(
             "escalation": escalation_of(case),
             "due_at": case.due_at.isoformat() if case.due_at else None,
         }
+        stage = stages.current_stage(case)
+        if event_name.startswith("stage_") and stage is not None and case.stage_due_at:
+            data.update(stage=stage.value, stage_due_at=case.stage_due_at.isoformat())
         change(
             session,
             case,
@@ -206,7 +228,18 @@ def record_sla(
 def restart_clock(case: Case, now: datetime) -> None:
     case.clock_started_at = now
     case.paused_seconds = 0.0
+    case.extension_seconds = 0.0  # granted to the previous owner's clock
     case.warning_level = WarningLevel.NONE
+
+
+SWEEP_COUNTS = (
+    "checked",
+    "sla_warning",
+    "sla_overdue",
+    "sla_escalated",
+    "stage_warning",
+    "stage_overdue",
+)
 
 
 def sweep(
@@ -226,7 +259,7 @@ def sweep(
         .limit(batch)
         .with_for_update(skip_locked=True)
     )
-    counts = {"checked": 0, "sla_warning": 0, "sla_overdue": 0, "sla_escalated": 0}
+    counts = dict.fromkeys(SWEEP_COUNTS, 0)
     for case in session.execute(due).scalars():
         counts["checked"] += 1
         calendar = calendars.for_department(case.department_code)

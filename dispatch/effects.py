@@ -45,6 +45,9 @@ class ActionParams:
     passed: bool | None = None
     into_case_id: int | None = None
     expected_version: int | None = None
+    hours: int | None = None
+    satisfaction: str | None = None
+    category_code: str | None = None
 
 
 @dataclass
@@ -165,6 +168,17 @@ def resolve(step: Step) -> None:
     """反馈: the unit reports the result."""
     step.data["note"] = step.note
     step.case.resolved_at = step.now
+    step.case.handling_seconds = handling_seconds(step)
+
+
+def handling_seconds(step: Step) -> float | None:
+    """Working seconds (the department's calendar) from the case's dispatch to now: the
+    handling time the statistics average (dispatch/stats.py)."""
+    case = step.case
+    if case.dispatched_at is None:
+        return None
+    calendar = step.calendars.for_department(case.department_code)
+    return max(0.0, calendar.working_seconds_between(case.dispatched_at, step.now))
 
 
 def verify(step: Step) -> None:
@@ -227,6 +241,16 @@ def merge(step: Step) -> None:
         event_type=None,  # the event is the merged case's `case.merged`
     )
     target.updated_at = step.now
+
+
+def supervise(step: Step) -> None:
+    """督办: a command centre presses the unit; recorded with the centre's level and area."""
+    step.data.update(
+        note=step.note,
+        level=step.actor.centre_level,
+        area_code=step.actor.area_code,
+        escalation_level=step.case.escalation_level,
+    )
 
 
 def verify_target(case: Case, params: ActionParams) -> CaseStatus:

@@ -72,6 +72,7 @@ class Case(SQLModel, table=True):
         Index("ix_gg_case_next_check_at", "next_check_at"),
         Index("ix_gg_case_status_id", "status", "id"),
         Index("ix_gg_case_location", "location", postgresql_using="gist"),
+        Index("ix_gg_case_closed_at", "closed_at"),
     )
     # Optimistic lock: an UPDATE that finds another version fails (two dispatchers at once).
     __mapper_args__ = {"version_id_col": _VERSION}  # noqa: RUF012
@@ -108,6 +109,19 @@ class Case(SQLModel, table=True):
     warning_level: str = Field(default=WarningLevel.NONE, max_length=8)
     escalation_level: int = Field(default=0)
     extension_count: int = Field(default=0)
+    # 延期: hours a department asked for, waiting for the command centre (None: no request).
+    extension_request_hours: int | None = Field(default=None)
+    # Working seconds added to the deadline by approved requests (`approve_extension`).
+    extension_seconds: float = Field(default=0.0)
+    # 回访 after closure: the resident's satisfaction, when, and until when `dissatisfied`
+    # allows a reopen.
+    visit_satisfaction: str | None = Field(default=None, max_length=24)
+    visited_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    reopen_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # The running stage's limit (签收 while dispatched, 核查 while resolved; dispatch.stages).
+    stage_warn_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    stage_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    stage_warning: str = Field(default=WarningLevel.NONE, max_length=8)
     return_count: int = Field(default=0)
     redo_count: int = Field(default=0)
     # Clock time (in the limit's kind of time) spent suspended (挂起): it does not count.
@@ -126,6 +140,8 @@ class Case(SQLModel, table=True):
     resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     verified_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     closed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # Working seconds from dispatch to the (last) result, set by `resolve` (statistics).
+    handling_seconds: float | None = Field(default=None)
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     history_seq: int = Field(default=0)
     history_head: str = Field(default="", max_length=64)
@@ -136,7 +152,10 @@ class CaseHistory(SQLModel, table=True):
     """One row per state change; rows of a case form an HMAC chain (tamper-evident)."""
 
     __tablename__ = "case_history"
-    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "seq"),
+        Index("ix_case_history_action_at", "action", "at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(sa_column=Column(ForeignKey("gg_case.id"), nullable=False, index=True))

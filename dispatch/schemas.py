@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from core import privacy
 from core.models import Role
@@ -14,8 +14,10 @@ from core.privacy import PiiKind
 from core.security import Actor, mask_name
 from core.text import CleanText, Identifier
 from dispatch.actions import available_actions
+from dispatch.clock import CalendarProvider
 from dispatch.models import Case, CaseHistory
 from dispatch.names import STATUS_LABELS, CaseNames
+from dispatch.stages import stage_view
 
 
 class HistoryOut(BaseModel):
@@ -34,6 +36,17 @@ class AreaPathItem(BaseModel):
     code: str
     name: str
     level: str
+
+
+class StageOut(BaseModel):
+    stage: str = Field(
+        description="accept (签收), handle (处置, the catalogue's limit), verify (核查)"
+    )
+    due_at: datetime | None
+    warning_level: str
+    remaining_working_hours: float | None = Field(
+        description="working hours left until due_at (negative: past due)"
+    )
 
 
 class CaseOut(BaseModel):
@@ -64,6 +77,14 @@ class CaseOut(BaseModel):
     warning_level: str
     escalation_level: int
     extension_count: int
+    extension_request_hours: int | None = Field(
+        description="延期: working hours the unit asked for, awaiting the command centre"
+    )
+    visit_satisfaction: str | None = Field(description="回访: the resident's satisfaction")
+    visited_at: datetime | None
+    reopen_until: datetime | None = Field(
+        description="a dissatisfied 回访 allows reopening the closed case until then"
+    )
     return_count: int
     redo_count: int
     merged_into_id: int | None
@@ -80,11 +101,20 @@ class CaseOut(BaseModel):
     actions: list[str] = Field(
         description="the actions this caller may take on the case now (role, place, status)"
     )
+    stages: list[StageOut] = Field(
+        default_factory=list, description="the stages running now, each with its own limit"
+    )
     history: list[HistoryOut] | None = None
 
 
 def case_out(
-    case: Case, *, viewer: Actor, names: CaseNames, history: list[CaseHistory] | None = None
+    case: Case,
+    *,
+    viewer: Actor,
+    names: CaseNames,
+    history: list[CaseHistory] | None = None,
+    now: datetime | None = None,
+    calendars: CalendarProvider | None = None,
 ) -> CaseOut:
     """A case as this viewer may see it: outside the centre, actor names are masked and so are
     phone and ID-card numbers in the description, reasons and data (see `core.privacy`)."""
@@ -120,6 +150,10 @@ def case_out(
         warning_level=case.warning_level,
         escalation_level=case.escalation_level,
         extension_count=case.extension_count,
+        extension_request_hours=case.extension_request_hours,
+        visit_satisfaction=case.visit_satisfaction,
+        visited_at=case.visited_at,
+        reopen_until=case.reopen_until,
         return_count=case.return_count,
         redo_count=case.redo_count,
         merged_into_id=case.merged_into_id,
@@ -133,7 +167,15 @@ def case_out(
         closed_at=case.closed_at,
         updated_at=case.updated_at,
         version=case.version,
-        actions=available_actions(case, viewer),
+        actions=available_actions(case, viewer, now),
+        stages=[]
+        if calendars is None or now is None
+        else [
+            StageOut(**s)
+            for s in stage_view(
+                case, calendar=calendars.for_department(case.department_code), now=now
+            )
+        ],
         history=None
         if history is None
         else [
@@ -188,6 +230,15 @@ class ActionIn(BaseModel):
         default=None, description="extend: how much, a whole number of the case's unit"
     )
     passed: bool | None = Field(default=None, description="verify: false sends it back (重办)")
+    hours: StrictInt | None = Field(
+        default=None, description="request_extension: whole working hours asked for"
+    )
+    satisfaction: Literal["satisfied", "basically_satisfied", "dissatisfied"] | None = Field(
+        default=None, description="visit (回访): the resident's satisfaction"
+    )
+    category_code: Identifier | None = Field(
+        default=None, max_length=2, description="recategorize: the category (optional check)"
+    )
     into_case_id: int | None = Field(default=None, ge=1, le=MAX_ID)
     expected_version: int | None = Field(
         default=None,

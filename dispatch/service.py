@@ -34,7 +34,7 @@ from dispatch.cases import (
     visibility,
 )
 from dispatch.changes import CaseEvent, EventType, add_event_hook, change, pending_events
-from dispatch.clock import CalendarProvider, sweep
+from dispatch.clock import SWEEP_COUNTS, CalendarProvider, sweep
 from dispatch.effects import ActionParams
 from dispatch.history import history
 from dispatch.history import record as _record
@@ -42,6 +42,7 @@ from dispatch.policy import Policy
 
 __all__ = [
     "FINISHED_STATUSES",
+    "SWEEP_COUNTS",
     "ActionParams",
     "CalendarProvider",
     "CaseEvent",

@@ -24,7 +24,7 @@ def run_sweep(
     max_batches: int = 1000,
 ) -> dict[str, int]:
     """Sweep every case whose next SLA instant has come; safe to run from several processes."""
-    totals = {"checked": 0, "sla_warning": 0, "sla_overdue": 0, "sla_escalated": 0}
+    totals = dict.fromkeys(dispatch_service.SWEEP_COUNTS, 0)
     for _ in range(max_batches):
         with session_scope(engine) as session:
             counts = dispatch_service.sweep(

@@ -24,6 +24,12 @@ class Action(StrEnum):
     CLOSE = "close"  # 结案
     REOPEN = "reopen"  # 重办 after closure (e.g. resident dissatisfied)
     MERGE = "merge"  # 并单 into another case
+    SUPERVISE = "supervise"  # 督办 by a command centre at or above the case's escalation level
+    REQUEST_EXTENSION = "request_extension"  # 延期申请 by the unit, in working hours
+    APPROVE_EXTENSION = "approve_extension"  # the command centre grants it
+    DENY_EXTENSION = "deny_extension"  # … or refuses it
+    VISIT = "visit"  # 回访 after closure: the resident's satisfaction
+    RECATEGORIZE = "recategorize"  # 改类: category (so unit and limit) changed by the centre
 
 
 class Party(StrEnum):
@@ -46,10 +52,12 @@ def may_act(
     actor_grids: frozenset[str],
     case_department: str,
     case_grid: str,
+    actor_area: str | None = None,
 ) -> bool:
-    """Role and place: only the case's unit, only the worker of the case's grid."""
+    """Role and place: a command centre inside its area (a 镇街 or 村居 centre; the district's
+    everywhere), only the case's unit, only the worker of the case's grid."""
     if party is Party.COMMAND_CENTRE:
-        return role in (Role.DISPATCHER, Role.ADMIN)
+        return role in (Role.DISPATCHER, Role.ADMIN) and case_grid.startswith(actor_area or "")
     if party is Party.DEPARTMENT:
         return role is Role.DEPARTMENT and actor_department == case_department
     return role is Role.GRID_WORKER and case_grid in actor_grids

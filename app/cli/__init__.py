@@ -13,6 +13,7 @@ from app.cli.audit import audit
 from app.cli.base import engine_from_settings, signing_settings
 from app.cli.calendar import calendar
 from app.cli.data import grids, taxonomy
+from app.cli.outbox import outbox, webhooks
 from app.cli.users import users
 from app.runtime import build_runtime
 from core.clock import utcnow
@@ -135,5 +136,5 @@ def sweep() -> None:
     click.echo(json.dumps(totals))
 
 
-for group in (users, grids, taxonomy, calendar, audit):
+for group in (users, grids, taxonomy, calendar, audit, webhooks, outbox):
     main.add_command(group)

@@ -23,6 +23,12 @@ def users() -> None:
 @click.option("--password", default=None, help="prompted for when omitted")
 @click.option("--grid", "grids", multiple=True, help="grid code (grid_worker; repeatable)")
 @click.option("--department", default=None, help="department code (department role)")
+@click.option(
+    "--area",
+    "area_code",
+    default=None,
+    help="dispatcher: the 镇街 (9 digits) or 村居 (12 digits) of its command centre",
+)
 @click.option("--name", "display_name", default="", help="display name")
 @click.option("--print-token", is_flag=True, help="print a bearer token as the last line")
 def users_add(
@@ -31,6 +37,7 @@ def users_add(
     password: str | None,
     grids: tuple[str, ...],
     department: str | None,
+    area_code: str | None,
     display_name: str,
     print_token: bool,
 ) -> None:
@@ -54,6 +61,7 @@ def users_add(
                 role=Role(role),
                 grid_codes=grids,
                 department_code=department,
+                area_code=area_code,
                 display_name=display_name,
                 now=now,
             )

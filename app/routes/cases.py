@@ -57,6 +57,7 @@ _LIST_PARAMS = (
     "area_code",
     "channel",
     "sla",
+    "escalated_to",
     "q",
     "from",
     "to",
@@ -104,7 +105,10 @@ def _instant(raw: str | None, *, name: str, tz: ZoneInfo, end_of_day: bool) -> d
 
 def _answers(session: Session, runtime: Runtime, actor: Actor, cases: list[Case]) -> list[CaseOut]:
     names = case_names(session, cases, catalogue=runtime.taxonomy.get().catalogue)
-    return [case_out(c, viewer=actor, names=names) for c in cases]
+    now = runtime.now()
+    return [
+        case_out(c, viewer=actor, names=names, now=now, calendars=runtime.calendars) for c in cases
+    ]
 
 
 @router.get(
@@ -125,6 +129,14 @@ def list_cases(
     ] = None,
     channel: Annotated[Channel | None, Query()] = None,
     sla: Annotated[str | None, Query(pattern=r"^(ok|warning|overdue)$")] = None,
+    escalated_to: Annotated[
+        str | None,
+        Query(
+            pattern=r"^me$",
+            description="me: cases whose escalation reached the caller's command centre "
+            "(村居 level 1, 镇街 2, district 3) or went beyond it",
+        ),
+    ] = None,
     q: Annotated[
         str | None,
         Query(min_length=1, max_length=100, description="text in the description or case_no"),
@@ -147,6 +159,7 @@ def list_cases(
             area_code=area_code,
             channel=None if channel is None else channel.value,
             warning_level=None if sla is None else SLA_WARNING_LEVEL[sla],
+            escalated_to_me=escalated_to == "me",
             text=None if q is None else q.strip() or None,
             reported_from=_instant(from_, name="from", tz=tz, end_of_day=False),
             reported_until=_instant(to, name="to", tz=tz, end_of_day=True),
@@ -214,7 +227,12 @@ def _one_case(
     assert case.id is not None
     names = case_names(session, [case], catalogue=runtime.taxonomy.get().catalogue)
     out = case_out(
-        case, viewer=actor, names=names, history=dispatch_service.history(session, case.id)
+        case,
+        viewer=actor,
+        names=names,
+        history=dispatch_service.history(session, case.id),
+        now=runtime.now(),
+        calendars=runtime.calendars,
     )
     privacy.record_disclosures(
         session,

@@ -43,7 +43,7 @@ def create_report(
     if created:
         runtime.metrics.report_filed(case.channel)
     names = case_names(session, [case], catalogue=ctx.taxonomy.catalogue)
-    out = case_out(case, viewer=actor, names=names)
+    out = case_out(case, viewer=actor, names=names, now=now, calendars=runtime.calendars)
     privacy.record_disclosures(
         session,
         viewer=actor,
@@ -82,7 +82,7 @@ def create_reports_batch(
             if created:
                 runtime.metrics.report_filed(case.channel)
             names = case_names(session, [case], catalogue=ctx.taxonomy.catalogue)
-            out = case_out(case, viewer=actor, names=names)
+            out = case_out(case, viewer=actor, names=names, now=now, calendars=runtime.calendars)
             shown.append(out)
             results.append(
                 BatchItemOut(

@@ -230,6 +230,23 @@ class InvalidDepartment(ValidationFailed):
     en = "only department accounts have a department"
 
 
+class InvalidCentreArea(ValidationFailed):
+    """Only dispatcher accounts have an area (their command centre's 镇街 or 村居)."""
+
+    code = "invalid_centre_area"
+    zh = "只有调度员账号可以指定 --area（镇街或村居指挥中心）"
+    en = "only dispatcher accounts have an --area (a town or village command centre)"
+
+
+class UnknownCentreArea(ValidationFailed):
+    """A command centre's area must be an existing 镇街 (9 digits) or 村居 (12 digits)."""
+
+    code = "unknown_centre_area"
+    zh = "区域 {area} 不是已有的镇街（9 位）或村居（12 位）"
+    en = "{area} is not an existing town (9 digits) or village (12 digits)"
+    example = {"area": "440604011"}
+
+
 class UsernameTaken(Conflict):
     """An account with this username exists."""
 

@@ -21,6 +21,12 @@ ACTION_NAMES_ZH: dict[str, str] = {
     "close": "结案",
     "reopen": "重办",
     "merge": "并单",
+    "supervise": "督办",
+    "request_extension": "申请延期",
+    "approve_extension": "批准延期",
+    "deny_extension": "驳回延期",
+    "visit": "回访",
+    "recategorize": "改类",
 }
 # Who may act (dispatch.workflow.Party).
 PARTY_NAMES: dict[str, tuple[str, str]] = {
@@ -70,6 +76,22 @@ class NotPermitted(Forbidden):
             "party_name": zh if lang == "zh" else en,
             "action_name": _action(self.params["action"], lang),
         }
+
+
+class BelowEscalationLevel(Forbidden):
+    """督办 needs a command centre at the case's escalation level or above (村居 1, 镇街 2)."""
+
+    code = "below_escalation_level"
+    zh = "案件已升级至第 {level} 级，须由该级或更高级指挥中心{action_name}"
+    en = (
+        "the case escalated to level {level}: only a command centre at that level or above "
+        "may {action_name}"
+    )
+    example = {"level": 2, "action": "supervise"}
+    derived = frozenset({"action_name"})
+
+    def localise(self, lang: Lang) -> dict[str, Any]:
+        return {"action_name": _action(self.params["action"], lang)}
 
 
 class IllegalTransition(Conflict):
@@ -124,6 +146,61 @@ class ExtensionLimit(Conflict):
     zh = "案件 {case_no} 已延期 {count} 次，不能再延期"
     en = "case {case_no} was already extended {count} times"
     example = {"case_no": "20250101000001", "count": 2}
+
+
+class InvalidHours(ValidationFailed):
+    """`request_extension` needs `hours`: a whole number of working hours within the bound."""
+
+    code = "invalid_hours"
+    zh = "申请延期需要 hours：1 至 {limit} 之间的整数（工作小时）"
+    en = "request_extension needs hours: a whole number of working hours from 1 to {limit}"
+    example = {"limit": 720}
+
+
+class ExtensionPending(Conflict):
+    """A department's extension request already waits for the command centre's answer."""
+
+    code = "extension_pending"
+    zh = "案件 {case_no} 已有待审批的延期申请（{hours} 小时）"
+    en = "case {case_no} already has an extension request waiting ({hours} hours)"
+    example = {"case_no": "20250101000001", "hours": 8}
+
+
+class NoExtensionRequest(Conflict):
+    """`approve_extension` / `deny_extension` on a case without a pending request."""
+
+    code = "no_extension_request"
+    zh = "案件 {case_no} 没有待审批的延期申请"
+    en = "case {case_no} has no extension request waiting"
+    example = {"case_no": "20250101000001"}
+
+
+class SatisfactionRequired(ValidationFailed):
+    """`visit` (回访) needs `satisfaction`: satisfied, basically_satisfied or dissatisfied."""
+
+    code = "satisfaction_required"
+    zh = (
+        "回访需要 satisfaction：satisfied（满意）、basically_satisfied（基本满意）"
+        "或 dissatisfied（不满意）"
+    )
+    en = "visit needs satisfaction: satisfied, basically_satisfied or dissatisfied"
+
+
+class ReopenRefused(Conflict):
+    """A closed case reopens only after a `dissatisfied` 回访, within the settable days."""
+
+    code = "reopen_refused"
+    zh = "已结案的案件仅在回访不满意后 {days} 天内可以重办"
+    en = "a closed case reopens only within {days} days of a dissatisfied visit"
+    example = {"days": 7}
+
+
+class SubcategoryRequired(ValidationFailed):
+    """`recategorize` (改类) needs `subcategory_code` (and may name its `category_code`)."""
+
+    code = "subcategory_required"
+    zh = "改类需要 subcategory_code（小类编码）"
+    en = "recategorize needs subcategory_code"
 
 
 class InvalidAmount(ValidationFailed):

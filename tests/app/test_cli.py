@@ -202,6 +202,8 @@ def test_sweep_and_audit_verify(env: dict[str, Any]) -> None:
         "sla_warning": 0,
         "sla_overdue": 1,
         "sla_escalated": 1,  # 90 days is past the first escalation step too
+        "stage_warning": 0,  # a reported case runs no stage limit (签收, 核查)
+        "stage_overdue": 0,
     }
     with engine.connect() as conn:
         level = conn.execute(

@@ -60,7 +60,26 @@ VALID_FIELDS: dict[Action, dict[str, Any]] = {
     Action.CLOSE: {},
     Action.REOPEN: {"reason": "居民不满意"},
     Action.MERGE: {},  # into_case_id: a fresh case, given at the call
+    Action.SUPERVISE: {"note": "请加快处理"},
+    Action.REQUEST_EXTENSION: {"reason": "需要协调", "hours": 8},
+    Action.APPROVE_EXTENSION: {},
+    Action.DENY_EXTENSION: {"reason": "理由不足"},
+    Action.VISIT: {"satisfaction": "dissatisfied", "note": "居民认为未修好"},
+    Action.RECATEGORIZE: {"reason": "分类有误", "subcategory_code": "0806"},  # same unit
 }
+
+# Rows whose own check needs an earlier step, per source (None: any): that step, and the
+# error the row answers without it.
+PREPARED_BY: dict[tuple[Action, CaseStatus | None], tuple[Action, str]] = {
+    (Action.APPROVE_EXTENSION, None): (Action.REQUEST_EXTENSION, "no_extension_request"),
+    (Action.DENY_EXTENSION, None): (Action.REQUEST_EXTENSION, "no_extension_request"),
+    (Action.REOPEN, CaseStatus.CLOSED): (Action.VISIT, "reopen_refused"),
+}
+
+
+def preparation(action: Action, status: CaseStatus) -> tuple[Action, str] | None:
+    return PREPARED_BY.get((action, None)) or PREPARED_BY.get((action, status))
+
 
 # How a new case reaches each status, step by step (the actor is the row's party).
 PATHS: dict[CaseStatus, list[Action]] = {
@@ -114,9 +133,14 @@ class Calls:
     def act(self, who: str, case_id: int, action: Action) -> Any:
         return self.post(who, f"/v1/cases/{case_id}/{action}", self.fields(action))
 
-    def case_in(self, status: CaseStatus) -> int:
+    def case_in(self, status: CaseStatus, ready_for: Action | None = None) -> int:
+        """A new case in `status`; with `ready_for`, also the step that row's check needs."""
         case_id = self.report()
-        for action in PATHS[status]:
+        steps = list(PATHS[status])
+        prepared = None if ready_for is None else preparation(ready_for, status)
+        if prepared is not None:
+            steps.append(prepared[0])
+        for action in steps:
             res = self.act(PARTY_USER[TRANSITIONS[action].party], case_id, action)
             assert res.status_code == 200, (action, res.text)
         return case_id
@@ -154,7 +178,7 @@ def test_each_row_runs_from_each_source_to_its_target_with_its_event(
     calls: Calls, committed: list[CaseEvent], action: Action, source: CaseStatus
 ) -> None:
     transition = TRANSITIONS[action]
-    case_id = calls.case_in(source)
+    case_id = calls.case_in(source, ready_for=action)
     committed.clear()
     assert (
         action in calls.get(PARTY_USER[transition.party], f"/v1/cases/{case_id}").json()["actions"]
@@ -209,6 +233,8 @@ def test_actions_listed_for_each_role_are_exactly_those_the_api_accepts(
                 expected: tuple[int, str | None] = (403, "not_permitted")
             elif status not in transition.sources:
                 expected = (409, "illegal_transition")
+            elif preparation(action, status) is not None:  # the base case lacks the step
+                expected = (409, preparation(action, status)[1])  # type: ignore[index]
             else:
                 expected = (200, None)
             if action in listed:  # it changes the case: on a fresh one in the same status

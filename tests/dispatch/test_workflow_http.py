@@ -236,7 +236,8 @@ def test_sweep_reads_only_due_cases(api: Api, demo_points: Any) -> None:
             text("SELECT next_check_at FROM gg_case WHERE id = :id"), {"id": case["id"]}
         ).scalar()
     assert next_check is not None
-    quiet = {"checked": 0, "sla_warning": 0, "sla_overdue": 0, "sla_escalated": 0}
+    quiet = dict.fromkeys(dispatch_service.SWEEP_COUNTS, 0)
+    assert set(quiet) >= {"checked", "sla_warning", "sla_overdue", "sla_escalated"}
     assert sweep() == quiet  # 09:00 local: nothing due before the yellow card at 14:12
     api.clock.advance(hours=5, minutes=15)  # 14:15 local
     assert sweep() == {**quiet, "checked": 1, "sla_warning": 1}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from hypothesis import HealthCheck, event, given, settings
@@ -19,6 +20,7 @@ from sqlmodel import Session, col
 from core.db import session_scope
 from dispatch import service as dispatch_service
 from dispatch.actions import TRANSITIONS as RULES
+from dispatch.followup import MAX_REQUEST_HOURS
 from dispatch.models import CaseStatus, Department
 from dispatch.tasks import run_sweep
 from dispatch.workflow import Action, Party
@@ -27,7 +29,14 @@ from tests.conftest import SECRET, OwnApp, new_client_id
 
 GRIDS = ("440604011001001", "440604011001002")
 WHO = ("dispatcher", "right_department", "wrong_department", "right_worker", "wrong_worker")
-SLA_ACTIONS = frozenset({"sla_warning", "sla_overdue", "sla_escalated", "sla_cleared"})
+SLA_ACTIONS = frozenset(
+    {"sla_warning", "sla_overdue", "sla_escalated", "sla_cleared", "stage_warning", "stage_overdue"}
+)
+
+
+# `recategorize` always names 0806 (公共厕所问题), 城管局's.
+RECATEGORIZED_SUBCATEGORY, RECATEGORIZED_UNIT = "0806", "CGJ"
+SATISFACTION = {True: "satisfied", False: "dissatisfied"}
 
 
 def _target(action: Action, before: dict[str, Any], passed: bool | None) -> str:
@@ -51,7 +60,10 @@ def _target(action: Action, before: dict[str, Any], passed: bool | None) -> str:
     if action is Action.RESUME:  # back where it was suspended from
         suspends = [h for h in before["history"] if h["action"] == "suspend"]
         return str(suspends[-1]["from_status"])
-    return str(before["status"])  # extend
+    if action is Action.RECATEGORIZE and before["department_code"] != RECATEGORIZED_UNIT:
+        if before["dispatched_at"] is not None:  # the new unit must accept
+            return str(CaseStatus.DISPATCHED)
+    return str(before["status"])  # extend, supervise, extension requests, visit
 
 
 @dataclass(frozen=True)
@@ -192,6 +204,12 @@ class World:
             body["passed"] = step.passed
         if action is Action.EXTEND:
             body["amount"] = step.amount
+        if action is Action.REQUEST_EXTENSION:
+            body["hours"] = int(step.amount)
+        if action is Action.VISIT and step.passed is not None:
+            body["satisfaction"] = SATISFACTION[step.passed]
+        if action is Action.RECATEGORIZE:
+            body["subcategory_code"] = RECATEGORIZED_SUBCATEGORY
         target_index = step.other % len(self.cases)
         if action is Action.MERGE:
             body["into_case_id"] = self.cases[target_index]["id"]
@@ -202,7 +220,7 @@ class World:
         rule = RULES[action]
         permitted = _party_of(step.who) is rule.party
         max_ext = self.api.client.app.state.runtime.policy.max_extensions  # type: ignore[attr-defined]
-        refusal = _refusal(action, step, before, target_before, max_ext)
+        refusal = _refusal(action, step, before, target_before, max_ext, self.api.clock.now)
         old = _history_key(before["history"])
         event(f"{action} -> {res.status_code}")
         if res.status_code == 200:
@@ -243,12 +261,25 @@ class World:
 
 
 def _refusal(
-    action: Action, step: Step, before: dict[str, Any], target: dict[str, Any], max_ext: int
+    action: Action,
+    step: Step,
+    before: dict[str, Any],
+    target: dict[str, Any],
+    max_ext: int,
+    now: datetime,
 ) -> tuple[int, str] | None:
     """Why the right person's action from a right status is refused, or None: it goes through.
-    Fields are judged in the table's order (reason, note, then the action's own), then the
-    action's own rules (extension limit and amount; the merge target)."""
+    The row's own check comes first (a request to answer; a closed case's reopen window), then
+    the fields in the table's order (reason, note, then the action's own), then the action's
+    own rules (extension limit, amount and hours; the merge target)."""
     needs = RULES[action].needs
+    pending = before["extension_request_hours"]
+    if action in (Action.APPROVE_EXTENSION, Action.DENY_EXTENSION) and pending is None:
+        return 409, "no_extension_request"
+    if action is Action.REOPEN and before["status"] == CaseStatus.CLOSED:
+        until = before["reopen_until"]
+        if until is None or now > datetime.fromisoformat(until):
+            return 409, "reopen_refused"
     if "reason" in needs and not step.reason:
         return 422, "reason_required"
     if "note" in needs and not step.note:
@@ -264,6 +295,17 @@ def _refusal(
         limit = max(before["time_limit"]["value"], 1) * 10
         if not (step.amount.is_integer() and 0 < step.amount <= limit):
             return 422, "invalid_amount"
+    if action is Action.VISIT and step.passed is None:
+        return 422, "satisfaction_required"
+    if action is Action.REQUEST_EXTENSION:
+        if pending is not None:
+            return 409, "extension_pending"
+        if before["extension_count"] >= max_ext:
+            return 409, "extension_limit"
+        if not 0 < int(step.amount) <= MAX_REQUEST_HOURS:
+            return 422, "invalid_hours"
+    if action is Action.APPROVE_EXTENSION and before["extension_count"] >= max_ext:
+        return 409, "extension_limit"
     if action is Action.MERGE:
         if target["id"] == before["id"]:
             return 422, "invalid_merge"

@@ -1,0 +1,126 @@
+"""HTTP glue for the 考核 figures: per department and per area, as JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date
+from enum import StrEnum
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Depends, Query, Response
+
+from app.deps import ActorDep, RuntimeDep, SessionDep, require_role
+from app.params import only_params
+from core.errors import InvalidRange
+from core.models import Role
+from core.security import Actor
+from dispatch import stats
+from dispatch.stats import AreaStatsOut, DepartmentStatsOut, Figures, Period, Scope
+
+router = APIRouter(prefix="/v1/stats", tags=["stats"])
+
+# The longest period asked at once, in days (five years).
+MAX_DAYS = 1830
+FIRST_YEAR, LAST_YEAR = 2000, 2099
+
+
+class Format(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+class Level(StrEnum):
+    TOWN = "town"
+    VILLAGE = "village"
+    GRID = "grid"
+
+
+_CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "content": {"text/csv": {"schema": {"type": "string"}}},
+        "description": "the items (JSON), or with `format=csv` the same as CSV (UTF-8, BOM)",
+    }
+}
+First = Annotated[date, Query(alias="from", description="first local day (YYYY-MM-DD)")]
+Last = Annotated[date, Query(alias="to", description="last local day, included")]
+FormatQuery = Annotated[Format, Query(description="`json` (default) or `csv`")]
+
+
+def _period(runtime: RuntimeDep, first: date, last: date) -> Period:
+    if (
+        last < first
+        or (last - first).days >= MAX_DAYS
+        or first.year < FIRST_YEAR
+        or last.year > LAST_YEAR
+    ):
+        raise InvalidRange(
+            first=first.isoformat(),
+            last=last.isoformat(),
+            max_days=MAX_DAYS,
+            years=f"{FIRST_YEAR}-{LAST_YEAR}",
+        )
+    return Period.of(first, last, ZoneInfo(runtime.settings.timezone))
+
+
+def _scope(actor: Actor) -> Scope:
+    """Command centres: their area's cases (the district's: all); a department: its own row."""
+    if actor.role == Role.DEPARTMENT:
+        return Scope(department_code=actor.department_code or "")
+    return Scope(area_code=actor.area_code)
+
+
+def _csv(name: str, period: Period, model: type[Figures], items: list[Any]) -> Response:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows(stats.csv_rows(model, items))
+    filename = f"{name}-{period.first.isoformat()}-{period.last.isoformat()}.csv"
+    return Response(
+        content="\ufeff" + out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/departments", response_model=DepartmentStatsOut, responses=_CSV_ANSWER)
+def department_stats(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    actor: ActorDep,
+    _known: Annotated[None, Depends(only_params(("from", "to", "format")))],
+    first: First,
+    last: Last,
+    format: FormatQuery = Format.JSON,
+) -> Any:
+    """考核 figures per department over local days `from` to `to` (definitions in the README).
+
+    Command centres (admin, dispatchers; a scoped dispatcher counts its area's cases only) get
+    every department, a department its own row.
+    """
+    require_role(actor, Role.ADMIN, Role.DISPATCHER, Role.DEPARTMENT)
+    period = _period(runtime, first, last)
+    items = stats.department_figures(session, period=period, scope=_scope(actor))
+    if format is Format.CSV:
+        return _csv("departments", period, stats.DepartmentFigures, items)
+    return DepartmentStatsOut(items=items)
+
+
+@router.get("/areas", response_model=AreaStatsOut, responses=_CSV_ANSWER)
+def area_stats(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    actor: ActorDep,
+    _known: Annotated[None, Depends(only_params(("level", "from", "to", "format")))],
+    level: Annotated[Level, Query(description="town (镇街), village (村居) or grid")],
+    first: First,
+    last: Last,
+    format: FormatQuery = Format.JSON,
+) -> Any:
+    """考核 figures per area of a level over local days `from` to `to` (command centres; a
+    scoped dispatcher gets the areas in or holding its own, counting its area's cases only)."""
+    require_role(actor, Role.ADMIN, Role.DISPATCHER)
+    period = _period(runtime, first, last)
+    items = stats.area_figures(session, level=level.value, period=period, scope=_scope(actor))
+    if format is Format.CSV:
+        return _csv(f"areas-{level.value}", period, stats.AreaFigures, items)
+    return AreaStatsOut(items=items)
