@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,40 @@ def scratch_postgres(purpose: str) -> Iterator[str]:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
         log(f"dropped database {name}")
+
+
+@contextmanager
+def scratch_database(purpose: str, postgres: bool) -> Iterator[str]:
+    """A fresh, empty database (PostgreSQL, or a SQLite file in a temporary folder); removed
+    afterwards."""
+    if postgres:
+        with scratch_postgres(purpose) as url:
+            yield url
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=f"gridgov_bench_{purpose}_"))
+    try:
+        yield f"sqlite:///{tmp / 'gridgov.db'}"
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextmanager
+def seeded_database(purpose: str, postgres: bool) -> Iterator[str]:
+    """`scratch_database`, migrated and seeded with the demo district."""
+    from app.demo import seed
+    from app.migrate import upgrade
+    from core.db import make_engine, session_scope
+
+    with scratch_database(purpose, postgres) as url:
+        log("migrating and seeding the demo district...")
+        engine = make_engine(url)
+        try:
+            upgrade(engine)
+            with session_scope(engine) as session:
+                seed(session, now=datetime.now(UTC))
+        finally:
+            engine.dispose()
+        yield url
 
 
 def percentiles_us(samples_ns: Sequence[int] | np.ndarray, *qs: float) -> dict[str, float]:

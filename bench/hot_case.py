@@ -14,23 +14,20 @@ from __future__ import annotations
 import argparse
 import json
 import secrets
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import uvicorn
-from benchlib import emit, environment, log, percentiles_ms, scratch_postgres
+from benchlib import emit, environment, log, percentiles_ms, scratch_database
 from sqlalchemy import select, text
 
 from app.demo import seed
@@ -65,19 +62,6 @@ for t in threads: t.start()
 for t in threads: t.join(20)
 print(json.dumps(answers), flush=True)
 """
-
-
-@contextmanager
-def database(postgres: bool) -> Iterator[str]:
-    if postgres:
-        with scratch_postgres("hot_case") as url:
-            yield url
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="gridgov_bench_hot_case_"))
-    try:
-        yield f"sqlite:///{tmp / 'gridgov.db'}"
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
@@ -207,7 +191,7 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="PostGIS instead of SQLite")
     parser.add_argument("--quick", action="store_true", help="1 round instead of 3")
     args = parser.parse_args()
-    with database(args.postgres) as url:
+    with scratch_database("hot_case", args.postgres) as url:
         log("migrating and seeding the demo district...")
         settings = Settings(database_url=url, secret_key=SECRET, lock_timeout_seconds=1.0)
         engine = make_engine(settings=settings)

@@ -29,8 +29,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,12 +37,10 @@ from typing import Any
 import httpx
 import numpy as np
 import uvicorn
-from benchlib import emit, environment, log, percentiles_ms, scratch_postgres
+from benchlib import emit, environment, log, percentiles_ms, seeded_database
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from app.demo import seed
-from app.migrate import upgrade
 from core.db import make_engine, session_scope
 from core.models import User
 from core.security import issue_token
@@ -164,34 +160,6 @@ class Server:
 
 
 # --- database -------------------------------------------------------------------------------
-
-
-@contextmanager
-def database(postgres: bool) -> Iterator[str]:
-    """A fresh, migrated, demo-seeded database; removed afterwards."""
-    if postgres:
-        with scratch_postgres("intake") as url:
-            _prepare(url)
-            yield url
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="gridgov_bench_intake_"))
-    try:
-        url = f"sqlite:///{tmp / 'gridgov.db'}"
-        _prepare(url)
-        yield url
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _prepare(url: str) -> None:
-    log("migrating and seeding the demo district...")
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        with session_scope(engine) as session:
-            seed(session, now=datetime.now(UTC))
-    finally:
-        engine.dispose()
 
 
 def reporters(url: str, count: int, rng: np.random.Generator) -> list[Reporter]:
@@ -505,7 +473,7 @@ def main() -> None:
     started = time.perf_counter()
     rng = np.random.Generator(np.random.PCG64(SEED))
 
-    with database(args.postgres) as url:
+    with seeded_database("intake", args.postgres) as url:
         if args.dead_webhook:
             subscribe_dead_webhook(url)
         people = reporters(url, budget.workers, rng)

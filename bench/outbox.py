@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -30,14 +28,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from benchlib import emit, environment, log, scratch_postgres
+from benchlib import emit, environment, log, seeded_database
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, insert, select
 from sqlmodel import Session
 
-from app.demo import seed
 from app.main import create_app
-from app.migrate import upgrade
 from core.db import make_engine, session_scope
 from core.models import User
 from core.security import issue_token
@@ -49,33 +45,6 @@ SECRET = "gridgov-bench-outbox-3e9a1c7b5d2f8046-secret"
 HOOK_SECRET = "bench-hook-secret-0123456789"
 GRID = "440604011001001"
 BIN = Path(sys.executable).with_name("gridgov")
-
-
-@contextmanager
-def database(postgres: bool) -> Iterator[str]:
-    if postgres:
-        with scratch_postgres("outbox") as url:
-            _prepare(url)
-            yield url
-        return
-    tmp = Path(tempfile.mkdtemp(prefix="gridgov_bench_outbox_"))
-    try:
-        url = f"sqlite:///{tmp / 'gridgov.db'}"
-        _prepare(url)
-        yield url
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _prepare(url: str) -> None:
-    log("migrating and seeding the demo district...")
-    engine = make_engine(url)
-    try:
-        upgrade(engine)
-        with session_scope(engine) as session:
-            seed(session, now=datetime.now(UTC))
-    finally:
-        engine.dispose()
 
 
 @contextmanager
@@ -213,7 +182,7 @@ def main() -> None:
     count = args.deliveries or (300 if args.quick else 3000)
     started = time.perf_counter()
     runs: list[dict[str, Any]] = []
-    with database(args.postgres) as url, receiver() as (hook_url, seen):
+    with seeded_database("outbox", args.postgres) as url, receiver() as (hook_url, seen):
         engine = make_engine(url)
         with session_scope(engine) as session:
             sub = webhooks.add(

@@ -28,8 +28,8 @@ import anyio.to_thread
 import httpx
 import numpy as np
 from bare_app import create_bare_app
-from benchlib import REPO_DIR, emit, environment, log
-from intake import SECRET, SEED, Workload, database, reporters
+from benchlib import REPO_DIR, emit, environment, log, seeded_database
+from intake import SECRET, SEED, Workload, reporters
 
 from app.main import create_app
 from core.settings import Settings
@@ -123,7 +123,7 @@ def main() -> None:
     anyio.to_thread.run_sync = _inline_run_sync  # type: ignore[assignment]
     rng = np.random.Generator(np.random.PCG64(SEED))
 
-    with database(args.postgres) as url:
+    with seeded_database("profile_intake", args.postgres) as url:
         people = reporters(url, 64, rng)
         work = Workload(people, rng)
         settings = Settings(database_url=url, secret_key=SECRET)
