@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import threading
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import insert
-from sqlmodel import Session, col, select
+from sqlalchemy import insert, select
+from sqlmodel import Session
 
 from core.db import UTCDateTime
 from core.settings import get_settings
@@ -27,6 +27,7 @@ _LEFT_OUT = frozenset({"location", "history_seq", "history_head"})
 CASE_COLUMNS = Case.__table__.columns  # type: ignore[attr-defined]
 EVENT_TABLE = OutboxEvent.__table__  # type: ignore[attr-defined]
 DELIVERY_TABLE = OutboxDelivery.__table__  # type: ignore[attr-defined]
+SUBSCRIPTION_TABLE = WebhookSubscription.__table__  # type: ignore[attr-defined]
 DATETIME_FIELDS = frozenset(c.name for c in CASE_COLUMNS if isinstance(c.type, UTCDateTime))
 
 
@@ -41,7 +42,15 @@ def snapshot(case: Case) -> dict[str, Any]:
     return out
 
 
-def routes_to(sub: WebhookSubscription, event: CaseEvent, case: Case) -> bool:
+class Routed(Protocol):
+    """What routing reads of a subscription (an ORM object or a row of its table)."""
+
+    event_types: list[str] | None
+    department_code: str | None
+    area_code: str | None
+
+
+def routes_to(sub: Routed, event: CaseEvent, case: Case) -> bool:
     """The contract's routing. A department's subscription: events of cases dispatched to it.
     An area's: events of cases inside it, except `case.escalated`, which goes to the area the
     escalation names (and to the department). Neither: everything. Both: both must hold."""
@@ -60,13 +69,17 @@ def routes_to(sub: WebhookSubscription, event: CaseEvent, case: Case) -> bool:
     return True
 
 
+_ACTIVE_SUBSCRIPTIONS = select(SUBSCRIPTION_TABLE).where(SUBSCRIPTION_TABLE.c.active.is_(True))
+
+
 def store(session: Session, events: list[CaseEvent]) -> None:
     """The hook: write the outbox rows of `events` (inside the committing transaction)."""
     horizon = timedelta(seconds=get_settings().outbox_retry_horizon_seconds)
-    subs = list(session.exec(select(WebhookSubscription).where(col(WebhookSubscription.active))))
+    # Every commit of a change runs this: a statement built once, rows not ORM objects.
+    connection = session.connection()  # Core inserts: no unit of work for rows never read here
+    subs = connection.execute(_ACTIVE_SUBSCRIPTIONS).all()
     if not subs:
         return
-    connection = session.connection()  # Core inserts: no unit of work for rows never read here
     for event in events:
         case = session.get(Case, event.case_id)
         if case is None:
