@@ -102,18 +102,20 @@ class Runtime:
 
 def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) -> Runtime:
     actors = ActorCache(settings.auth_cache_seconds)
+    outbox.configure(engine, refresh_seconds=settings.grid_refresh_seconds)
+    taxonomy = taxonomy_holder(engine, refresh_seconds=settings.grid_refresh_seconds)
     return Runtime(
         settings=settings,
         engine=engine,
         grids=grid_resolver(engine, refresh_seconds=settings.grid_refresh_seconds),
-        taxonomy=taxonomy_holder(engine, refresh_seconds=settings.grid_refresh_seconds),
+        taxonomy=taxonomy,
         calendars=CalendarProvider(
             engine, office_hours=settings.office_hours, timezone=settings.timezone
         ),
         policy=Policy(
             audit_key=settings.secret_key,
             warn_fraction=settings.warn_fraction,
-            escalate_every_fraction=settings.escalate_every_fraction,
+            escalation=lambda: taxonomy.get().catalogue.escalation,
             max_extensions=settings.max_extensions,
             reopen_after_visit_days=settings.reopen_after_visit_days,
             accept_limit_hours=settings.accept_limit_working_hours,

@@ -1,10 +1,14 @@
-"""APScheduler inside `gridgov serve`: the SLA sweep every minute and the outbox delivery worker
-every few seconds (several processes may run both)."""
+"""APScheduler inside `gridgov serve`: the SLA sweep every minute, the outbox delivery worker
+every few seconds and the 考核 rollup refresh every few minutes (several processes may run
+them all)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -12,8 +16,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from app.runtime import Runtime
 from core.db import database_trouble
 from core.errors import GridgovError
+from dispatch.stats_rollup import refresh as refresh_stats
 from dispatch.tasks import run_sweep
-from notify.delivery import drain, make_client
+from notify.delivery import Breaker, drain, make_client
 from notify.webhooks import policy_from
 
 log = logging.getLogger("gridgov.scheduler")
@@ -40,7 +45,7 @@ def sweep_job(runtime: Runtime) -> None:
         runtime.metrics.sweep_done(totals, seconds=time.perf_counter() - started)
 
 
-def outbox_job(runtime: Runtime, client: httpx.Client) -> None:
+def outbox_job(runtime: Runtime, client: httpx.Client, breaker: Breaker) -> None:
     """Deliver what is due (the sends happen outside any transaction: notify/delivery.py)."""
     try:
         drain(
@@ -49,6 +54,7 @@ def outbox_job(runtime: Runtime, client: httpx.Client) -> None:
             policy=policy_from(runtime.settings),
             catalogue=lambda: runtime.taxonomy.get().catalogue,
             client=client,
+            breaker=breaker,
         )
     except Exception as exc:  # the next tick retries; claims of this one expire
         trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
@@ -60,25 +66,45 @@ def outbox_job(runtime: Runtime, client: httpx.Client) -> None:
             )
 
 
+def stats_job(runtime: Runtime) -> None:
+    """Roll up the days due and the days of cases changed since the last run (one process at
+    a time: the others find the claim taken and skip)."""
+    try:
+        result = refresh_stats(
+            runtime.engine, clock=runtime.now, tz=ZoneInfo(runtime.settings.timezone)
+        )
+    except Exception as exc:  # the next tick retries; a half-done refresh rewrites its days
+        trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
+        if trouble is None:
+            log.exception("stats rollup refresh failed")
+        else:
+            log.warning("stats rollup skipped (%s: %s); the next tick retries", trouble.code, exc)
+    else:
+        if result.days:
+            log.info("stats rollup: %s", result.as_json())
+
+
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
-    scheduler.add_job(
-        sweep_job,
-        "interval",
-        seconds=runtime.settings.sweep_interval_seconds,
-        args=[runtime],
-        id="sla_sweep",
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        outbox_job,
-        "interval",
-        seconds=runtime.settings.outbox_interval_seconds,
-        args=[runtime, make_client(policy_from(runtime.settings))],
-        id="outbox",
-        max_instances=1,
-        coalesce=True,
-    )
+    settings = runtime.settings
+    jobs: list[tuple[str, Callable[..., None], float, list[Any]]] = [
+        ("sla_sweep", sweep_job, settings.sweep_interval_seconds, [runtime]),
+        (
+            "outbox",
+            outbox_job,
+            settings.outbox_interval_seconds,
+            [
+                runtime,
+                make_client(policy_from(settings)),
+                Breaker(settings.outbox_retry_base_seconds),
+            ],
+        ),
+        ("stats_rollup", stats_job, settings.stats_refresh_seconds, [runtime]),
+    ]
+    for job_id, func, seconds, args in jobs:
+        # One run at a time per process; a late tick is merged into the next, not queued.
+        scheduler.add_job(
+            func, "interval", seconds=seconds, args=args, id=job_id, max_instances=1, coalesce=True
+        )
     scheduler.start()
     return scheduler

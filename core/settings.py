@@ -2,14 +2,31 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Settings no longer read, with where their job went: set, they stop the process rather than be
+# ignored without a word.
+RETIRED = {
+    "GRIDGOV_ESCALATE_EVERY_FRACTION": (
+        "the escalation steps are per urgency in the catalogue now (its `escalation` ladders; "
+        "`gridgov taxonomy export` shows them)"
+    ),
+}
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GRIDGOV_", env_file=".env", extra="ignore")
+
+    @model_validator(mode="after")
+    def _no_retired(self) -> Settings:
+        for name, instead in RETIRED.items():
+            if name in os.environ:
+                raise ValueError(f"{name} is no longer read: {instead}; unset it")
+        return self
 
     database_url: str = "sqlite:///./gridgov.db"
     # Longest wait for a case's lock (row lock; SQLite: the write slot): then 409 `busy`.
@@ -47,13 +64,14 @@ class Settings(BaseSettings):
     grid_refresh_seconds: float = Field(default=5.0, ge=0.0)
     # Yellow card (黄牌) when this fraction of the time limit has elapsed.
     warn_fraction: float = Field(default=0.8, gt=0.0, lt=1.0)
-    # After the deadline, one escalation level (grid → village → town → district) per this
-    # fraction of the original limit that passes, capped at the top level.
-    escalate_every_fraction: float = Field(default=0.5, gt=0.0)
+    # The escalation ladder after the deadline is catalogue data (`escalation`, per urgency).
     office_hours: str = "08:30-12:00,14:00-17:30"
     timezone: str = "Asia/Shanghai"
     sweep_interval_seconds: int = Field(default=60, ge=1)
     sweep_batch: int = Field(default=500, ge=1)
+    # How often the scheduler inside `serve` brings the 考核 rollup up to date (stats_daily):
+    # the longest a late change to an already rolled day waits to show in the figures.
+    stats_refresh_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
     # 延期: approvals per case at most (`approve_extension` and the centre's own `extend`).
     max_extensions: int = Field(default=2, ge=0, le=100)
     # A `dissatisfied` 回访 allows `reopen` of the closed case for this many (natural) days.

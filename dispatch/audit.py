@@ -73,7 +73,31 @@ AUDITED_FIELDS: tuple[str, ...] = (
     "verified_at",
     "closed_at",
 )
-_FLOAT_FIELDS = frozenset({"lat", "lng", "classification_score", "paused_seconds"})
+# Fields added after the digest was sealed (issue 8: 延期, 回访, stage limits, handling time),
+# with the value every case had before they existed. One counts only when it differs from that
+# value, so every state recorded before stays reproducible while a change to any of them later
+# (a satisfaction edited in the database, say) no longer matches the last row.
+LATER_FIELDS: dict[str, Any] = {
+    "extension_request_hours": None,
+    "extension_seconds": 0.0,
+    "visit_satisfaction": None,
+    "visited_at": None,
+    "reopen_until": None,
+    "stage_warn_at": None,
+    "stage_due_at": None,
+    "stage_warning": "none",
+    "handling_seconds": None,
+}
+_FLOAT_FIELDS = frozenset(
+    {
+        "lat",
+        "lng",
+        "classification_score",
+        "paused_seconds",
+        "extension_seconds",
+        "handling_seconds",
+    }
+)
 # The digest is a sealed format: every state recorded since 0003 must still reproduce. Migration
 # 0007 renamed the case's `source` to `channel` and respelled `command_centre` as `dispatcher`,
 # so the digest keeps the old name and spelling (a one-to-one mapping: no channel is spelled
@@ -114,10 +138,15 @@ def _canonical_field(name: str, value: Any) -> Any:
 
 def case_state(case: Any) -> dict[str, Any]:
     """The audited fields of a case (an ORM object or a row), as canonical JSON values."""
-    return {
+    state = {
         _DIGEST_NAMES.get(name, name): _canonical_field(name, getattr(case, name))
         for name in AUDITED_FIELDS
     }
+    for name, before in LATER_FIELDS.items():
+        value = _canonical_field(name, getattr(case, name))
+        if value != _canonical_field(name, before):
+            state[name] = value
+    return state
 
 
 def state_digest(case: Any) -> str:

@@ -59,6 +59,9 @@ class CaseEvent:
     occurred_at: datetime
     actor: Party  # an account, or an outsider (a resident's report)
     data: dict[str, Any] = field(default_factory=dict)
+    # The changed case itself, for hooks that describe it (the outbox): a new case is written
+    # with Core and is not in the session, so looking it up would cost a query per change.
+    case: Case | None = field(default=None, compare=False, repr=False)
 
 
 EventHook = Callable[[Session, list[CaseEvent]], None]
@@ -105,7 +108,7 @@ def change(
     )
     if event_type is not None:
         assert case.id is not None
-        emit(session, CaseEvent(event_type, case.id, now, actor, dict(payload)))
+        emit(session, CaseEvent(event_type, case.id, now, actor, dict(payload), case))
 
 
 def emit(session: Session, case_event: CaseEvent) -> None:

@@ -10,8 +10,11 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import make_transient, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col
 
 from core.db import reader
@@ -22,7 +25,7 @@ from dispatch.changes import CaseEvent, EventType, change, emit
 from dispatch.models import Case, CaseStatus, Department, WarningLevel
 from dispatch.policy import Policy
 from dispatch.workflow import CLOCK_STATUSES
-from taxonomy.catalogue import TimeUnit
+from taxonomy.catalogue import VILLAGE_LEVEL, TimeUnit
 
 
 class CalendarProvider:
@@ -134,9 +137,12 @@ def apply_sla(
 def _apply_limit(
     case: Case, *, calendar: WorkCalendar, policy: Policy, now: datetime, events: list[str]
 ) -> datetime | None:
-    """The overall limit (处置): yellow, red and the escalation ladder; its next instant."""
+    """The overall limit (处置): yellow, red and the escalation ladder of the case's urgency;
+    its next instant. The ladder is read only once the deadline has passed: before it, the next
+    instant is the yellow or the red card's whatever the ladder says."""
     assert case.due_at is not None
     assert case.warn_at is not None
+    ladder = policy.escalation().for_urgency(case.urgency) if now >= case.due_at else ()
     state = sla.evaluate(
         now=now,
         warn_at=case.warn_at,
@@ -144,7 +150,7 @@ def _apply_limit(
         amount=case.time_limit_value,
         unit=TimeUnit(case.time_limit_unit),
         calendar=calendar,
-        escalate_every_fraction=policy.escalate_every_fraction,
+        ladder=ladder,
     )
     old_level = WarningLevel(case.warning_level)
     if state.warning_level != old_level:
@@ -156,8 +162,12 @@ def _apply_limit(
             events.append("sla_cleared")
         case.warning_level = state.warning_level
     if state.escalation_level > case.escalation_level:
-        if state.escalation_level > 1 or "sla_overdue" not in events:
+        # Reaching the 村居 (level 1) is what a red card means: it rides on the card's entry.
+        # A higher level, or one reached later, has its own entry saying from which level.
+        if state.escalation_level > VILLAGE_LEVEL or "sla_overdue" not in events:
             events.append("sla_escalated")
+        else:
+            events.append(sla.ESCALATED_WITH_CARD)
         case.escalation_level = state.escalation_level
     return state.next_check_at
 
@@ -173,14 +183,16 @@ SLA_EVENT_TYPES = {
 }
 
 
+def escalation_to(case: Case, level: int) -> dict[str, Any]:
+    """An escalation of this level for the case: the level and the area it reaches."""
+    return {"level": level, "area_code": sla.escalation_area(case.grid_code, level)}
+
+
 def escalation_of(case: Case) -> dict[str, Any] | None:
     """The level and the area (村居, 镇街 or district code) the case's escalation reached."""
     if not case.escalation_level:
         return None
-    return {
-        "level": case.escalation_level,
-        "area_code": sla.escalation_area(case.grid_code, case.escalation_level),
-    }
+    return escalation_to(case, case.escalation_level)
 
 
 def record_sla(
@@ -193,18 +205,29 @@ def record_sla(
     now: datetime,
     escalation_before: int,
 ) -> None:
-    """One entry per SLA change; turning red also escalates to level 1 (the village), told as
-    `case.escalated` after `case.overdue` though it has no entry of its own."""
+    """One entry per SLA change. A red card that escalates to the 村居 (`ESCALATED_WITH_CARD`
+    after it: the limit's first rung, or any stage's red card) is told as `case.escalated` after
+    `case.overdue`, with the card's data, without an entry of its own; `sla_escalated` says
+    from which level it climbed (a sweep that jumps levels tells only the one reached)."""
+    data: dict[str, Any] = {}
     for event_name in events:
+        if event_name == sla.ESCALATED_WITH_CARD:
+            assert case.id is not None
+            emit(session, CaseEvent(EventType.ESCALATED, case.id, now, actor, dict(data)))
+            continue
         data = {
             "warning_level": case.warning_level,
             "escalation_level": case.escalation_level,
             "escalation": escalation_of(case),
             "due_at": case.due_at.isoformat() if case.due_at else None,
         }
+        if event_name == "sla_escalated":
+            data["escalation_from"] = escalation_before
         stage = stages.current_stage(case)
         if event_name.startswith("stage_") and stage is not None and case.stage_due_at:
             data.update(stage=stage.value, stage_due_at=case.stage_due_at.isoformat())
+            if event_name == "stage_overdue":  # a stage's red card reaches the 村居 only
+                data["escalation"] = escalation_to(case, VILLAGE_LEVEL)
         change(
             session,
             case,
@@ -216,13 +239,6 @@ def record_sla(
             data=data,
             event_type=SLA_EVENT_TYPES[event_name],
         )
-        if (
-            event_name == "sla_overdue"
-            and "sla_escalated" not in events
-            and case.escalation_level > escalation_before
-        ):
-            assert case.id is not None
-            emit(session, CaseEvent(EventType.ESCALATED, case.id, now, actor, dict(data)))
 
 
 def restart_clock(case: Case, now: datetime) -> None:
@@ -260,9 +276,15 @@ def sweep(
         .with_for_update(skip_locked=True)
     )
     counts = dict.fromkeys(SWEEP_COUNTS, 0)
-    for case in session.execute(due).scalars():
+    cases = list(session.execute(due).scalars())
+    calendar_of: dict[str, WorkCalendar] = {}  # one look-up per unit, not per case
+    for case in cases:
         counts["checked"] += 1
-        calendar = calendars.for_department(case.department_code)
+        calendar = calendar_of.get(case.department_code)
+        if calendar is None:
+            calendar = calendar_of[case.department_code] = calendars.for_department(
+                case.department_code
+            )
         # The selection only narrows: re-check the case itself before acting.
         for event_name in apply_sla(
             case, calendar=calendar, policy=policy, now=now, actor=actor, session=session
@@ -270,5 +292,60 @@ def sweep(
             if event_name in counts:  # `sla_cleared` (a clock set back) is recorded, not counted
                 counts[event_name] += 1
         case.updated_at = now
-    session.flush()
+    _write_swept(session, cases)
+    session.flush()  # anything else a rule changed, the usual way
     return counts
+
+
+_CASE = Case.__table__  # type: ignore[attr-defined]
+# What a sweep changes on a case (apply_sla, the history chain's head, updated_at). A case with
+# any other change is left to the unit of work, as before.
+SWEPT_FIELDS = (
+    "warning_level",
+    "escalation_level",
+    "stage_warning",
+    "next_check_at",
+    "updated_at",
+    "history_seq",
+    "history_head",
+)
+_SWEPT = frozenset(SWEPT_FIELDS)
+_CASE_FIELDS = frozenset(inspect(Case).attrs.keys())
+# Bind names must differ from the column names an UPDATE sets.
+_SWEPT_UPDATE = (
+    update(_CASE)
+    .where(_CASE.c.id == bindparam("b_id"), _CASE.c.version == bindparam("b_version"))
+    .values(
+        {name: bindparam(f"b_{name}") for name in SWEPT_FIELDS}
+        | {"version": bindparam("b_new_version")}
+    )
+)
+
+
+def _write_swept(session: Session, cases: list[Case]) -> None:
+    """The batch's swept fields in one executemany UPDATE (pipelined by psycopg), with the
+    optimistic lock's check and bump, instead of the unit of work's UPDATE per case (a versioned
+    mapper never batches), a round trip each. The objects are then as if flushed: clean, at the new
+    version, still in the session (the outbox reads them at commit)."""
+    swept = [c for c in cases if _CASE_FIELDS - inspect(c, raiseerr=True).unmodified <= _SWEPT]
+    if not swept:
+        return
+    rows = [
+        {
+            **{f"b_{name}": getattr(case, name) for name in SWEPT_FIELDS},
+            "b_id": case.id,
+            "b_version": case.version,
+            "b_new_version": case.version + 1,
+        }
+        for case in swept
+    ]
+    written = session.connection().execute(_SWEPT_UPDATE, rows).rowcount
+    if written != len(rows):  # the rows are locked (FOR UPDATE): only a bug gets here
+        raise StaleDataError(f"sweep: {written} of {len(rows)} cases updated")
+    for case, row in zip(swept, rows, strict=True):
+        set_committed_value(case, "version", row["b_new_version"])  # no attribute event
+        # Public API for "this object now matches its row": out of the session, every change
+        # committed, back in.
+        make_transient(case)
+        make_transient_to_detached(case)
+        session.add(case)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -226,3 +227,62 @@ class CalendarYear(SQLModel, table=True):
     year: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
     note: str = Field(default="", max_length=200)
     published_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class StatsCounts(SQLModel):
+    """The additive parts of the 考核 figures (dispatch/stats.py): rates and means are worked out
+    from these sums when read, so rows of any days add up to the figures of their period."""
+
+    received: int = Field(default=0)
+    closed: int = Field(default=0)
+    on_time: int = Field(default=0)
+    returned: int = Field(default=0)
+    extended: int = Field(default=0)
+    redone: int = Field(default=0)
+    visited: int = Field(default=0)
+    satisfied: int = Field(default=0)
+    # Working seconds of the closed cases that carry a handling time, and how many they are.
+    handling_seconds: float = Field(default=0.0)
+    handled: int = Field(default=0)
+
+
+class StatsDaily(StatsCounts, table=True):
+    """One local day's counts per department and grid (the rollup that `refresh` rewrites):
+    departments sum over grids, areas over departments and the grids under them."""
+
+    __tablename__ = "stats_daily"
+    __table_args__ = (PrimaryKeyConstraint("day", "department_code", "grid_code"),)
+
+    day: date = Field(sa_column=Column(Date, nullable=False))
+    department_code: str = Field(sa_column=Column(String(16), nullable=False))
+    grid_code: str = Field(sa_column=Column(String(15), nullable=False))
+
+
+class StatsMonthly(StatsCounts, table=True):
+    """The daily rows of a calendar month (`month`: its first day) summed twice, so a long
+    period reads a few thousand rows instead of one per day, department and grid: per
+    department and village (`area_code` 12 digits: a 镇街 or 村居 command centre's scope is a
+    prefix of it), and per grid over all departments (`department_code` '')."""
+
+    __tablename__ = "stats_monthly"
+    __table_args__ = (PrimaryKeyConstraint("month", "department_code", "area_code"),)
+
+    month: date = Field(sa_column=Column(Date, nullable=False))
+    department_code: str = Field(sa_column=Column(String(16), nullable=False))
+    area_code: str = Field(sa_column=Column(String(15), nullable=False))
+
+
+class StatsRollup(SQLModel, table=True):
+    """The one row (id 1) saying how far the rollup is complete: every local day up to
+    `rolled_through` holds all history rows up to `gseq` of the global log; later days are
+    computed live. A refresher claims the row (`lease_token`, `leased_until`) so that two
+    processes never rewrite the same days at once."""
+
+    __tablename__ = "stats_rollup"
+
+    id: int = Field(sa_column=Column(Integer, primary_key=True, autoincrement=False))
+    rolled_through: date | None = Field(default=None, sa_column=Column(Date, nullable=True))
+    gseq: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    refreshed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    lease_token: str | None = Field(default=None, max_length=32)
+    leased_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -1,22 +1,26 @@
 """Time-limit rules: when a case turns yellow (黄牌), red (红牌) and climbs the hierarchy (督办).
 
 Thresholds are instants on the case's clock: yellow at `warn_fraction` of the limit, red at the
-limit (escalation level 1: the village/community), then one level more for each further
-`escalate_every_fraction` of the limit (2: the town/street, 3: the district command centre).
-The sweep stores the next threshold in `next_check_at`, so it only ever reads due cases. The
-yellow and red instants themselves are set on the case by `dispatch.clock.set_deadlines`.
+limit, and the rungs of the case's escalation ladder (the catalogue's, by urgency: e.g. normal
+1 村居 at the limit, 2 镇街 half a limit later, 3 district a whole limit later; urgent 镇街 at
+once). The sweep stores the next threshold in `next_check_at`, so it only ever reads due cases.
+The yellow and red instants themselves are set on the case by `dispatch.clock.set_deadlines`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from dispatch.calendar import WorkCalendar
 from dispatch.models import WarningLevel
-from taxonomy.catalogue import TimeUnit
+from taxonomy.catalogue import DISTRICT_LEVEL, EscalationStep, TimeUnit
 
-MAX_ESCALATION_LEVEL = 3
+MAX_ESCALATION_LEVEL = DISTRICT_LEVEL
+# Put in a case's SLA events right after a red card (`sla_overdue`, `stage_overdue`) that also
+# escalated the case to the 村居: told as `case.escalated`, recorded in the card's own entry.
+ESCALATED_WITH_CARD = "escalated_with_card"
 # How many digits of the grid code name the area an escalation reaches: 1 the village (村居),
 # 2 the town (镇街), 3 the district (区指挥中心).
 ESCALATION_AREA_DIGITS = {1: 12, 2: 9, 3: 6}
@@ -42,13 +46,18 @@ def thresholds(
     amount: float,
     unit: TimeUnit,
     calendar: WorkCalendar,
-    escalate_every_fraction: float,
+    ladder: Sequence[EscalationStep],
 ) -> list[tuple[datetime, WarningLevel, int]]:
-    """Every SLA instant of a case in time order, with the state it leads to."""
-    steps = [(warn_at, WarningLevel.YELLOW, 0), (due_at, WarningLevel.RED, 1)]
-    for level in range(2, MAX_ESCALATION_LEVEL + 1):
-        at = calendar.add(due_at, amount * escalate_every_fraction * (level - 1), unit)
-        steps.append((at, WarningLevel.RED, level))
+    """Every SLA instant of a case in time order, with the state it leads to. A rung at the
+    deadline is the red card's own instant (red and that level at once); later rungs are
+    counted in the limit's own kind of time."""
+    steps = [(warn_at, WarningLevel.YELLOW, 0), (due_at, WarningLevel.RED, 0)]
+    for step in ladder:
+        if step.past_due == 0:
+            steps[-1] = (due_at, WarningLevel.RED, step.level)
+            continue
+        at = calendar.add(due_at, amount * step.past_due, unit)
+        steps.append((at, WarningLevel.RED, step.level))
     return steps
 
 
@@ -60,7 +69,7 @@ def evaluate(
     amount: float,
     unit: TimeUnit,
     calendar: WorkCalendar,
-    escalate_every_fraction: float,
+    ladder: Sequence[EscalationStep],
 ) -> SlaState:
     """The SLA state at `now` and when it next changes."""
     state = SlaState(WarningLevel.NONE, 0, None)
@@ -70,7 +79,7 @@ def evaluate(
         amount=amount,
         unit=unit,
         calendar=calendar,
-        escalate_every_fraction=escalate_every_fraction,
+        ladder=ladder,
     ):
         if at <= now:
             state = SlaState(level, escalation, None)

@@ -2,7 +2,8 @@
 accepts a dispatched case) and 核查 (the grid worker checks a resolved one), each within its own
 number of working hours. One stage runs at a time; its instants are stored on the case
 (`stage_warn_at`, `stage_due_at`) and its card in `stage_warning`, so the sweep, which reads
-cases by `next_check_at`, warns and marks each stage red exactly once."""
+cases by `next_check_at`, warns and marks each stage red exactly once; the red card escalates
+the case to its 村居 (level 1), once per stage run."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from dispatch import sla
 from dispatch.calendar import WorkCalendar
 from dispatch.models import Case, CaseStatus, WarningLevel
 from dispatch.policy import Policy
 from dispatch.workflow import CLOCK_STATUSES
+from taxonomy.catalogue import VILLAGE_LEVEL
 
 
 class Stage(StrEnum):
@@ -55,8 +58,11 @@ def apply_stage(case: Case, *, now: datetime, events: list[str]) -> datetime | N
     level = WarningLevel(case.stage_warning)
     if now >= case.stage_due_at:
         if level is not WarningLevel.RED:
-            events.append("stage_overdue")
+            # A stage left lying (not accepted, not checked) is the 村居's to chase: its red
+            # card escalates to level 1 each time, never further (the case's own ladder does).
+            events += ["stage_overdue", sla.ESCALATED_WITH_CARD]
             case.stage_warning = WarningLevel.RED
+            case.escalation_level = max(case.escalation_level, VILLAGE_LEVEL)
         return None
     if now >= case.stage_warn_at:
         if level is WarningLevel.NONE:

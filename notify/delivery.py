@@ -15,14 +15,14 @@ import hmac
 import json
 import random
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import and_, exists, or_, select, true, update
 from sqlalchemy.orm import aliased
 from sqlmodel import Session
 
@@ -52,6 +52,7 @@ class DeliveryPolicy:
 @dataclass(frozen=True)
 class Claimed:
     delivery_id: int
+    subscription_id: int
     event_id: int
     event_type: str
     url: str
@@ -67,6 +68,42 @@ class Outcome:
     ok: bool
     status_code: int | None
     error: str | None
+
+
+@dataclass
+class Breaker:
+    """A worker's memory of receivers that are down (a circuit breaker per subscription).
+
+    When every attempt of a batch to a subscription fails, the worker leaves its deliveries
+    alone for the retry step of that many failures in a row (base, 2×base … capped at an hour),
+    then tries again; one success closes it. A dead receiver then costs a batch of attempts per
+    step, not one per delivery and tick, and never the worker's time for the other receivers.
+    Each worker process has its own; the deliveries' own retry schedule is unchanged.
+    """
+
+    base_seconds: float
+    failures: dict[int, int] = field(default_factory=dict)
+    open_until: dict[int, datetime] = field(default_factory=dict)
+
+    def skipped(self, now: datetime) -> list[int]:
+        """The subscriptions not to try now."""
+        return sorted(sub for sub, until in self.open_until.items() if until > now)
+
+    def observe(self, results: list[tuple[Claimed, Outcome]], *, now: datetime) -> None:
+        answered: dict[int, bool] = {}
+        for item, outcome in results:
+            answered[item.subscription_id] = answered.get(item.subscription_id, False) or (
+                outcome.ok
+            )
+        for sub, ok in answered.items():
+            if ok:
+                self.failures.pop(sub, None)
+                self.open_until.pop(sub, None)
+                continue
+            failures = self.failures.get(sub, 0) + 1
+            self.failures[sub] = failures
+            step = min(RETRY_CAP_SECONDS, self.base_seconds * 2 ** (failures - 1))
+            self.open_until[sub] = now + timedelta(seconds=step)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -118,10 +155,16 @@ def body_of(
 
 
 def claim(
-    engine: Any, *, now: datetime, policy: DeliveryPolicy, catalogue: Catalogue
+    engine: Any,
+    *,
+    now: datetime,
+    policy: DeliveryPolicy,
+    catalogue: Catalogue,
+    skip: Sequence[int] = (),
 ) -> list[Claimed]:
-    """Lease up to `policy.batch` due deliveries (oldest first, one per case and subscription)
-    and build their bodies; the transaction commits before anything is sent."""
+    """Lease up to `policy.batch` due deliveries (oldest first, one per case and subscription;
+    none of the subscriptions in `skip`) and build their bodies; the transaction commits before
+    anything is sent."""
     d = OutboxDelivery.__table__  # type: ignore[attr-defined]
     e = aliased(d)
     earlier = exists().where(
@@ -139,6 +182,7 @@ def claim(
             d.c.next_attempt_at <= now,
             or_(d.c.leased_until.is_(None), d.c.leased_until <= now),
             ~earlier,
+            d.c.subscription_id.not_in(skip) if skip else true(),
         )
         .order_by(d.c.id)
         .limit(policy.batch)
@@ -147,6 +191,9 @@ def claim(
     token = secrets.token_hex(16)
     out: list[Claimed] = []
     with session_scope(engine) as session:
+        _fail_removed(session, d)
+        if skip:
+            _fail_expired(session, d, skip, now)
         session.execute(
             update(d)
             .where(d.c.id.in_(due.scalar_subquery()))
@@ -169,6 +216,7 @@ def claim(
             out.append(
                 Claimed(
                     delivery_id=delivery.id,
+                    subscription_id=delivery.subscription_id,
                     event_id=event.id,
                     event_type=event.type,
                     url=sub.url,
@@ -180,6 +228,37 @@ def claim(
                 )
             )
     return out
+
+
+def _fail_removed(session: Session, d: Any) -> None:
+    """Deliveries written for a subscription after it was removed (another process's copy of
+    the subscriptions lags by up to GRIDGOV_GRID_REFRESH_SECONDS): failed unsent, as `remove`
+    does with those it finds."""
+    s = WebhookSubscription.__table__  # type: ignore[attr-defined]
+    session.execute(
+        update(d)
+        .where(
+            d.c.status == DeliveryStatus.PENDING.value,
+            d.c.subscription_id.in_(select(s.c.id).where(s.c.active.is_(False))),
+        )
+        .values(status=DeliveryStatus.FAILED.value, last_error="subscription removed")
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _fail_expired(session: Session, d: Any, subscriptions: Sequence[int], now: datetime) -> None:
+    """Deliveries past their retry horizon whose receiver is still down: failed without one
+    more attempt each (the breaker would otherwise let them out one batch per hour)."""
+    session.execute(
+        update(d)
+        .where(
+            d.c.status == DeliveryStatus.PENDING.value,
+            d.c.subscription_id.in_(subscriptions),
+            d.c.retry_until <= now,
+        )
+        .values(status=DeliveryStatus.FAILED.value, last_error="receiver down past the horizon")
+        .execution_options(synchronize_session=False)
+    )
 
 
 def send(client: httpx.Client, item: Claimed, *, now: datetime) -> Outcome:
@@ -245,10 +324,12 @@ def deliver_once(
     catalogue: Catalogue,
     client: httpx.Client,
     rng: random.Random | None = None,
+    breaker: Breaker | None = None,
 ) -> dict[str, int]:
     """One batch: claim (commit), send (several at once, no transaction open), record."""
     rng = rng or random.Random()
-    items = claim(engine, now=now, policy=policy, catalogue=catalogue)
+    skip = breaker.skipped(now) if breaker is not None else []
+    items = claim(engine, now=now, policy=policy, catalogue=catalogue, skip=skip)
     outcomes: list[Outcome]
     if policy.concurrency > 1 and len(items) > 1:
         with ThreadPoolExecutor(max_workers=min(policy.concurrency, len(items))) as pool:
@@ -256,7 +337,10 @@ def deliver_once(
     else:
         outcomes = [send(client, item, now=now) for item in items]
     if items:
-        record(engine, list(zip(items, outcomes, strict=True)), now=now, policy=policy, rng=rng)
+        results = list(zip(items, outcomes, strict=True))
+        record(engine, results, now=now, policy=policy, rng=rng)
+        if breaker is not None:
+            breaker.observe(results, now=now)
     delivered = sum(1 for o in outcomes if o.ok)
     return {
         "claimed": len(items),
@@ -276,13 +360,19 @@ def drain(
     policy: DeliveryPolicy,
     catalogue: Callable[[], Catalogue],
     client: httpx.Client,
+    breaker: Breaker | None = None,
     max_batches: int = 1000,
 ) -> dict[str, int]:
     """Batches until one comes back short (nothing more due now): one tick of a worker."""
     totals = {"claimed": 0, "delivered": 0, "failed_attempts": 0}
     for _ in range(max_batches):
         counts = deliver_once(
-            engine, now=clock(), policy=policy, catalogue=catalogue(), client=client
+            engine,
+            now=clock(),
+            policy=policy,
+            catalogue=catalogue(),
+            client=client,
+            breaker=breaker,
         )
         for key, value in counts.items():
             totals[key] += value

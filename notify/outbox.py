@@ -10,10 +10,16 @@ deliveries. The network is never touched here (see `notify.delivery`).
 from __future__ import annotations
 
 import threading
+import time
+import weakref
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select
+from sqlalchemy import ARRAY, Connection, Integer, Row, bindparam, event, func, insert, select
+from sqlalchemy import case as when
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import Pool
 from sqlmodel import Session
 
 from core.db import UTCDateTime
@@ -70,51 +76,161 @@ def routes_to(sub: Routed, event: CaseEvent, case: Case) -> bool:
 
 
 _ACTIVE_SUBSCRIPTIONS = select(SUBSCRIPTION_TABLE).where(SUBSCRIPTION_TABLE.c.active.is_(True))
+# Moves with every change of the active set: adding raises the largest id, removing (which only
+# ever deactivates) lowers the count of active ones.
+_REVISION = select(
+    func.coalesce(func.max(SUBSCRIPTION_TABLE.c.id), 0),
+    func.coalesce(func.sum(when((SUBSCRIPTION_TABLE.c.active.is_(True), 1), else_=0)), 0),
+)
+
+
+class SubscriptionCache:
+    """A process's copy of the active subscriptions of one database.
+
+    The hook runs in every committing change (every report), so it must not read the table each
+    time. At most every `refresh_seconds` it reads one revision row in the committing
+    transaction and reloads the rows when it moved; this process's own `webhooks add/remove`
+    drop the copy on commit. A subscription added by another process therefore starts taking
+    events within `refresh_seconds` (GRIDGOV_GRID_REFRESH_SECONDS); a removed one may get
+    deliveries for as long, which the worker fails unsent (`notify.delivery.claim`).
+    """
+
+    def __init__(self, refresh_seconds: float, monotonic: Callable[[], float] = time.monotonic):
+        self.refresh_seconds = refresh_seconds
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._rows: Sequence[Row[Any]] = ()
+        self._revision: tuple[int, int] | None = None
+        self._checked_at = float("-inf")
+
+    def active(self, connection: Connection) -> Sequence[Row[Any]]:
+        now = self._monotonic()
+        with self._lock:
+            if self._revision is not None and now - self._checked_at < self.refresh_seconds:
+                return self._rows
+        top, count = connection.execute(_REVISION).one()
+        revision = (int(top), int(count))
+        with self._lock:
+            if revision != self._revision:
+                self._rows = connection.execute(_ACTIVE_SUBSCRIPTIONS).all()
+                self._revision = revision
+            self._checked_at = now
+            return self._rows
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._revision = None
+            self._checked_at = float("-inf")
+
+
+# One cache per connection pool (a database of this process), gone with its engine. A pool not
+# configured by a runtime checks the revision on every commit.
+_CACHES: weakref.WeakKeyDictionary[Pool, SubscriptionCache] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def _cache_of(pool: Pool) -> SubscriptionCache:
+    with _CACHES_LOCK:
+        cache = _CACHES.get(pool)
+        if cache is None:
+            cache = _CACHES[pool] = SubscriptionCache(0.0)
+        return cache
+
+
+def configure(engine: Engine, *, refresh_seconds: float) -> None:
+    """How long this process may go without re-checking the subscriptions of `engine`."""
+    _cache_of(engine.pool).refresh_seconds = refresh_seconds
+
+
+def subscriptions_changed(session: Session) -> None:
+    """Called by whoever changes subscriptions in `session`: this process sees it at commit."""
+    cache = _cache_of(session.connection().engine.pool)
+    event.listen(session, "after_commit", lambda _s: cache.invalidate(), once=True)
 
 
 def store(session: Session, events: list[CaseEvent]) -> None:
     """The hook: write the outbox rows of `events` (inside the committing transaction)."""
-    horizon = timedelta(seconds=get_settings().outbox_retry_horizon_seconds)
-    # Every commit of a change runs this: a statement built once, rows not ORM objects.
-    connection = session.connection()  # Core inserts: no unit of work for rows never read here
-    subs = connection.execute(_ACTIVE_SUBSCRIPTIONS).all()
+    # Core statements on the transaction's connection: no unit of work for rows never read here.
+    connection = session.connection()
+    subs = _cache_of(connection.engine.pool).active(connection)
     if not subs:
         return
-    for event in events:
-        case = session.get(Case, event.case_id)
+    horizon = timedelta(seconds=get_settings().outbox_retry_horizon_seconds)
+    for case_event in events:
+        case = case_event.case or session.get(Case, case_event.case_id)
         if case is None:
             continue
-        takers = [s for s in subs if routes_to(s, event, case)]
-        if not takers:
-            continue
-        escalation = event.data.get("escalation") if event.type is EventType.ESCALATED else None
-        event_id = connection.execute(
-            insert(EVENT_TABLE)
-            .values(
-                type=event.type.value,
-                case_id=event.case_id,
-                occurred_at=event.occurred_at,
-                case_data=snapshot(case),
-                escalation=escalation,
-            )
-            .returning(EVENT_TABLE.c.id)
-        ).scalar_one()
+        takers = [s for s in subs if routes_to(s, case_event, case)]
+        if takers:
+            _write(connection, case_event, case, [s.id for s in takers], horizon)
+
+
+def _param(table: Any, column: str, name: str | None = None) -> Any:
+    return bindparam(name or column, type_=table.c[column].type)
+
+
+# Built once: the event's insert, and the deliveries' rows (on PostgreSQL in the same statement,
+# the event's insert as a CTE, one row per subscription id of the array `subscription_ids`).
+_DELIVERY_VALUES = ("case_id", "status", "attempts", "next_attempt_at", "created_at", "retry_until")
+_NEW_EVENT = insert(EVENT_TABLE).values(
+    {
+        c: _param(EVENT_TABLE, c)
+        for c in ("type", "case_id", "occurred_at", "case_data", "escalation")
+    }
+)
+_MADE = _NEW_EVENT.returning(EVENT_TABLE.c.id).cte("made")
+_EVENT_WITH_DELIVERIES = insert(DELIVERY_TABLE).from_select(
+    ["event_id", "subscription_id", *_DELIVERY_VALUES],
+    select(
+        _MADE.c.id,
+        func.unnest(bindparam("subscription_ids", type_=ARRAY(Integer))),
+        *(_param(DELIVERY_TABLE, c, f"d_{c}") for c in _DELIVERY_VALUES),
+    ),
+    include_defaults=False,
+)
+
+
+def _write(
+    connection: Connection,
+    case_event: CaseEvent,
+    case: Case,
+    subscription_ids: list[int],
+    horizon: timedelta,
+) -> None:
+    """One event row and its deliveries: one statement on PostgreSQL, two elsewhere."""
+    at = case_event.occurred_at
+    event = {
+        "type": case_event.type.value,
+        "case_id": case_event.case_id,
+        "occurred_at": at,
+        "case_data": snapshot(case),
+        "escalation": (
+            case_event.data.get("escalation") if case_event.type is EventType.ESCALATED else None
+        ),
+    }
+    delivery = {
+        "case_id": case_event.case_id,
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+        "retry_until": at + horizon,
+    }
+    if connection.dialect.name == "postgresql":
         connection.execute(
-            insert(DELIVERY_TABLE),
-            [
-                {
-                    "event_id": event_id,
-                    "subscription_id": sub.id,
-                    "case_id": event.case_id,
-                    "status": DeliveryStatus.PENDING.value,
-                    "attempts": 0,
-                    "next_attempt_at": event.occurred_at,
-                    "created_at": event.occurred_at,
-                    "retry_until": event.occurred_at + horizon,
-                }
-                for sub in takers
-            ],
+            _EVENT_WITH_DELIVERIES,
+            {
+                **event,
+                "subscription_ids": subscription_ids,
+                **{f"d_{k}": v for k, v in delivery.items()},
+            },
         )
+        return
+    event_id = connection.execute(_NEW_EVENT.returning(EVENT_TABLE.c.id), event).scalar_one()
+    connection.execute(
+        insert(DELIVERY_TABLE),
+        [{"event_id": event_id, "subscription_id": s, **delivery} for s in subscription_ids],
+    )
 
 
 _installed = False

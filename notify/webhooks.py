@@ -21,6 +21,7 @@ from core.settings import Settings
 from dispatch.changes import EventType
 from dispatch.models import Department
 from grid.models import Area
+from notify import outbox
 from notify.delivery import DeliveryPolicy
 from notify.models import DeliveryStatus, OutboxDelivery, OutboxEvent, WebhookSubscription
 
@@ -80,6 +81,7 @@ def add(
     )
     session.add(sub)
     session.flush()
+    outbox.subscriptions_changed(session)
     return sub
 
 
@@ -108,6 +110,7 @@ def remove(session: Session, subscription_id: int) -> None:
         delivery.status = DeliveryStatus.FAILED.value
         delivery.last_error = "subscription removed"
     session.add(sub)
+    outbox.subscriptions_changed(session)
 
 
 def deliveries(session: Session, *, failed_only: bool, limit: int = 200) -> list[dict[str, Any]]:

@@ -11,9 +11,18 @@ from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from functools import cache
 from importlib import resources
+from itertools import pairwise
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 _DEFAULT_RESOURCE = ("taxonomy", "data/catalogue.json")
 
@@ -70,6 +79,61 @@ class Subcategory(_Frozen):
         return self.name.startswith("其他")
 
 
+# Escalation levels: who is told, up the hierarchy (grid → 村居 → 镇街 → district).
+VILLAGE_LEVEL, TOWN_LEVEL, DISTRICT_LEVEL = 1, 2, 3
+
+
+class EscalationStep(_Frozen):
+    """One rung of a ladder: the case reaches `level` (1 村居, 2 镇街, 3 district) once this
+    fraction of its time limit has passed after the deadline (0: as it turns red)."""
+
+    past_due: float = Field(ge=0.0, le=100.0)
+    level: int = Field(ge=VILLAGE_LEVEL, le=DISTRICT_LEVEL)
+
+
+class EscalationLadders(_Frozen):
+    """Per urgency, the rungs a case past its deadline climbs (督办 by the level above): data,
+    so a district sets how fast an urgent case reaches its 镇街 without a release."""
+
+    normal: tuple[EscalationStep, ...] = Field(min_length=1)
+    urgent: tuple[EscalationStep, ...] = Field(min_length=1)
+    emergency: tuple[EscalationStep, ...] = Field(min_length=1)
+
+    @field_validator("normal", "urgent", "emergency")
+    @classmethod
+    def _check_order(cls, steps: tuple[EscalationStep, ...]) -> tuple[EscalationStep, ...]:
+        """A ladder only climbs, and each rung comes later than the one before: otherwise a
+        rung could never be reached, or "exactly once per level" would be ambiguous."""
+        for before, after in pairwise(steps):
+            if after.level <= before.level:
+                raise ValueError(
+                    f"levels must strictly increase: level {after.level} comes after "
+                    f"level {before.level}"
+                )
+            if after.past_due <= before.past_due:
+                raise ValueError(
+                    f"each step must come later than the one before: past_due {after.past_due} "
+                    f"(level {after.level}) is not after {before.past_due} (level {before.level})"
+                )
+        return steps
+
+    def for_urgency(self, urgency: str) -> tuple[EscalationStep, ...]:
+        """The ladder of a case's urgency; an unknown one (a value from an older catalogue)
+        climbs the normal ladder rather than none."""
+        if urgency == Urgency.URGENT:
+            return self.urgent
+        if urgency == Urgency.EMERGENCY:
+            return self.emergency
+        return self.normal
+
+
+@cache
+def default_escalation() -> EscalationLadders:
+    """The packaged catalogue's ladders: also those of a catalogue (an older revision or
+    export) that names none."""
+    return EscalationLadders.model_validate(_default_document()["escalation"])
+
+
 class Category(_Frozen):
     """A top-level category (two-digit code) and its subcategories."""
 
@@ -93,6 +157,7 @@ class Catalogue(_Frozen):
     """A whole taxonomy; category and subcategory codes are unique across it."""
 
     version: int = Field(default=1, ge=1)
+    escalation: EscalationLadders = Field(default_factory=default_escalation)
     categories: tuple[Category, ...] = Field(min_length=1)
 
     _categories: dict[str, Category] = PrivateAttr(default_factory=dict)
@@ -175,8 +240,14 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
 
 
 @cache
-def load_default_catalogue() -> Catalogue:
-    """The catalogue packaged with gridgov, parsed once per process."""
+def _default_document() -> dict[str, Any]:
     package, name = _DEFAULT_RESOURCE
     text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
-    return parse_catalogue(json.loads(text))
+    document: dict[str, Any] = json.loads(text)
+    return document
+
+
+@cache
+def load_default_catalogue() -> Catalogue:
+    """The catalogue packaged with gridgov, parsed once per process."""
+    return parse_catalogue(_default_document())

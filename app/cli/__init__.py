@@ -7,6 +7,7 @@ import json
 import sys
 
 import click
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
 from app.cli.audit import audit
@@ -14,6 +15,7 @@ from app.cli.base import engine_from_settings, signing_settings
 from app.cli.calendar import calendar
 from app.cli.data import grids, taxonomy
 from app.cli.outbox import outbox, webhooks
+from app.cli.stats import stats
 from app.cli.users import users
 from app.runtime import build_runtime
 from core.clock import utcnow
@@ -24,6 +26,15 @@ from core.settings import Settings
 @click.group()
 def main() -> None:
     """gridgov: grid-based social governance (网格化社会治理)."""
+    try:
+        Settings()
+    except ValidationError as exc:  # a clear line for the operator, not a traceback
+        problems = [
+            (f"GRIDGOV_{'_'.join(str(p) for p in e['loc']).upper()}: " if e["loc"] else "")
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        ]
+        raise click.ClickException("invalid configuration: " + "; ".join(problems)) from None
 
 
 @main.group()
@@ -136,5 +147,5 @@ def sweep() -> None:
     click.echo(json.dumps(totals))
 
 
-for group in (users, grids, taxonomy, calendar, audit, webhooks, outbox):
+for group in (users, grids, taxonomy, calendar, audit, webhooks, outbox, stats):
     main.add_command(group)

@@ -86,7 +86,7 @@ def outbox() -> None:
 def outbox_run(once: bool) -> None:
     """Deliver due events until interrupted (several workers may run on one PostgreSQL)."""
     from app.runtime import build_runtime
-    from notify.delivery import drain, make_client
+    from notify.delivery import Breaker, drain, make_client
     from notify.webhooks import policy_from
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -94,6 +94,7 @@ def outbox_run(once: bool) -> None:
     runtime = build_runtime(settings, engine_from_settings())
     policy = policy_from(settings)
     stop = threading.Event()
+    breaker = Breaker(policy.retry_base_seconds)
     with make_client(policy) as client:
         while True:
             try:
@@ -103,6 +104,7 @@ def outbox_run(once: bool) -> None:
                     policy=policy,
                     catalogue=lambda: runtime.taxonomy.get().catalogue,
                     client=client,
+                    breaker=breaker,
                 )
             except KeyboardInterrupt:
                 break

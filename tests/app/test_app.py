@@ -61,7 +61,8 @@ def test_scheduler_schedules_a_sweep_every_minute_that_marks_due_cases(
         api.clock.advance(hours=7)  # 16:00 local: past the 15:00 deadline
         job.func(*job.args, **job.kwargs)  # one tick, run here rather than waited for
         case = api.get("dispatcher", f"/v1/cases/{cid}").json()
-        assert (case["warning_level"], case["escalation_level"]) == ("red", 1)
-        assert [h["action"] for h in case["history"]] == ["report", "sla_overdue"]
+        # 井盖丢失 is urgent: its red card goes straight to the 镇街 (the catalogue's ladder).
+        assert (case["warning_level"], case["escalation_level"]) == ("red", 2)
+        assert [h["action"] for h in case["history"]] == ["report", "sla_overdue", "sla_escalated"]
     finally:
         scheduler.shutdown(wait=False)

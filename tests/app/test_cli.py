@@ -241,3 +241,21 @@ def test_calendar_override_moves_deadlines(env: dict[str, Any]) -> None:
     assert calendars.get().add(tuesday_4pm, 2, TimeUnit.WORKING_HOURS) == datetime(
         2027, 3, 4, 1, 0, tzinfo=UTC
     )  # Thursday 09:00 local
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("GRIDGOV_LOCK_TIMEOUT_SECONDS", "abc", "GRIDGOV_LOCK_TIMEOUT_SECONDS: Input should be"),
+        ("GRIDGOV_ESCALATE_EVERY_FRACTION", "0.5", "per urgency in the catalogue"),
+    ],
+)
+def test_a_bad_or_retired_setting_stops_every_command_with_one_clear_line(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    res = CliRunner().invoke(main, ["sweep"])
+    assert res.exit_code == 1
+    assert res.output.startswith("Error: invalid configuration: ")
+    assert says in res.output
+    assert "Traceback" not in res.output

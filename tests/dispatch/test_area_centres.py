@@ -56,7 +56,7 @@ def _report(api: Api, point: Callable[[str], tuple[float, float]], grid: str) ->
         "lat": g_lat,
         "lng": g_lng,
         "crs": "gcj02",
-        "description": "路口井盖丢失，很危险",
+        "description": "路口暴露垃圾无人清理",  # 0601, normal: the ladder 1, 2, 3
     }
     res = api.post(f"gw{grid}", "/v1/reports", body)
     assert res.status_code == 201, res.text

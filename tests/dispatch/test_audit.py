@@ -263,6 +263,7 @@ from shapely.geometry import Point  # noqa: E402
 
 from dispatch.audit import (  # noqa: E402
     AUDITED_FIELDS,
+    LATER_FIELDS,
     LinkChecker,
     LogHead,
     checkpoint_token,
@@ -274,7 +275,7 @@ from dispatch.audit import (  # noqa: E402
 
 
 def _case_state(**changes: Any) -> SimpleNamespace:
-    values: dict[str, Any] = dict.fromkeys(AUDITED_FIELDS)
+    values: dict[str, Any] = {**dict.fromkeys(AUDITED_FIELDS), **LATER_FIELDS}
     values.update(
         case_no="20261124000042",
         status="dispatched",
@@ -298,6 +299,29 @@ STATE_CHANGES: dict[str, Any] = {
     "escalation_level": 1,
     "description": "改过的描述",
 }
+
+
+LATER_CHANGES: dict[str, Any] = {
+    "extension_request_hours": 4,
+    "extension_seconds": 3600.0,
+    "visit_satisfaction": "dissatisfied",
+    "visited_at": T0,
+    "reopen_until": T0,
+    "stage_warn_at": T0,
+    "stage_due_at": T0,
+    "stage_warning": "red",
+    "handling_seconds": 7200.0,
+}
+
+
+def test_every_later_field_is_covered_once_it_leaves_its_old_value() -> None:
+    """Issue 8's columns: a state with all of them at the value they had before they existed
+    digests as it always did (the sealed digests below); any other value changes it."""
+    assert set(LATER_CHANGES) == set(LATER_FIELDS)
+    base = state_digest(_case_state())
+    digests = {state_digest(_case_state(**{k: v})) for k, v in LATER_CHANGES.items()}
+    assert base not in digests
+    assert len(digests) == len(LATER_CHANGES)
 
 
 @pytest.mark.parametrize("field_name", sorted(STATE_CHANGES))

@@ -149,7 +149,9 @@ def test_deleting_all_history_of_a_case_is_caught(own_app: OwnApp, demo_points: 
     assert f"case {b['id']} ({b['case_no']}): the case has no history" in res.stdout
 
 
-@pytest.mark.parametrize("field", ["status", "department_code", "due_at"])
+@pytest.mark.parametrize(
+    "field", ["status", "department_code", "due_at", "visit_satisfaction", "extension_seconds"]
+)
 def test_editing_a_case_row_directly_is_caught(
     own_app: OwnApp, demo_points: Any, field: str
 ) -> None:
@@ -160,6 +162,9 @@ def test_editing_a_case_row_directly_is_caught(
             "status": "closed",
             "department_code": "ZJJ" if case.department_code != "ZJJ" else "CGJ",
             "due_at": case.due_at + timedelta(days=3),
+            # Issue 8's columns: a 回访 or an extension written straight into the table.
+            "visit_satisfaction": "satisfied",
+            "extension_seconds": case.extension_seconds + 3600.0,
         }[field]
         conn.execute(update(_CASE).where(_CASE.c.id == a["id"]).values({field: value}))
     res = _verify()

@@ -34,10 +34,14 @@ def committed() -> Iterator[Committed]:
     remove()
 
 
-def _report(api: Api, point: Callable[[str], tuple[float, float]]) -> dict[str, Any]:
+def _report(
+    api: Api,
+    point: Callable[[str], tuple[float, float]],
+    description: str = "某路口井盖丢失，很危险",
+) -> dict[str, Any]:
     g_lng, g_lat = wgs84_to_gcj02(*point(GRID))
     body = {"client_id": new_client_id(), "lat": g_lat, "lng": g_lng, "crs": "gcj02"}
-    res = api.post(f"gw{GRID}", "/v1/reports", {**body, "description": "某路口井盖丢失，很危险"})
+    res = api.post(f"gw{GRID}", "/v1/reports", {**body, "description": description})
     assert res.status_code == 201, res.text
     return res.json()
 
@@ -135,7 +139,7 @@ def test_a_rolled_back_savepoint_drops_only_its_events(
 def test_escalation_events_name_the_level_and_area_they_reach(
     api: Api, demo_points: Any, committed: Committed
 ) -> None:
-    cid = _report(api, demo_points)["id"]
+    cid = _report(api, demo_points, "某路口暴露垃圾无人清理")["id"]  # normal: the ladder 1, 2, 3
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     for minutes in (5 * 60 + 15, 50, 3 * 60, 24 * 60):  # yellow, red (level 1), level 2, 3
         api.clock.advance(minutes=minutes)

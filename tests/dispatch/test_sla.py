@@ -16,13 +16,18 @@ from dispatch.clock import set_deadlines
 from dispatch.models import Case, WarningLevel
 from dispatch.policy import Policy
 from dispatch.sla import MAX_ESCALATION_LEVEL, SlaState, evaluate, thresholds
-from taxonomy.catalogue import TimeUnit
+from taxonomy.catalogue import EscalationStep, TimeUnit, load_default_catalogue
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 CALENDAR = WorkCalendar(parse_office_hours("08:30-12:00,14:00-17:30"))
 WARN = 0.8
 EVERY = 0.5
 RANK = {WarningLevel.NONE: 0, WarningLevel.YELLOW: 1, WarningLevel.RED: 2}
+
+
+def ladder_every(every: float) -> tuple[EscalationStep, ...]:
+    """村居 at the deadline, then one level more per `every` of the limit."""
+    return tuple(EscalationStep(past_due=every * (level - 1), level=level) for level in (1, 2, 3))
 
 
 def local(day: date, hour: int, minute: int = 0) -> datetime:
@@ -86,7 +91,7 @@ class Limit:
             amount=self.amount,
             unit=self.unit,
             calendar=CALENDAR,
-            escalate_every_fraction=every,
+            ladder=ladder_every(every),
         )
 
     def thresholds(self, every: float = EVERY) -> list[tuple[datetime, WarningLevel, int]]:
@@ -97,7 +102,7 @@ class Limit:
             amount=self.amount,
             unit=self.unit,
             calendar=CALENDAR,
-            escalate_every_fraction=every,
+            ladder=ladder_every(every),
         )
 
 
@@ -183,7 +188,11 @@ def test_thresholds_escalate_every_half_limit_in_the_same_kind_of_time(limit: Li
     ]
 
 
-def test_escalation_interval_follows_escalate_every_fraction() -> None:
+def test_the_packaged_normal_ladder_is_one_level_per_half_limit() -> None:
+    assert load_default_catalogue().escalation.normal == ladder_every(EVERY)
+
+
+def test_escalation_interval_follows_the_ladder() -> None:
     steps = FOUR_WORKING_HOURS.thresholds(every=1.0)  # one more level per full limit (4 h)
     assert [at for at, _, _ in steps] == [
         local(TUESDAY, 14, 12),

@@ -76,7 +76,14 @@ def test_each_stage_has_its_limit_and_the_sweep_cards_it_once(
         ("stage_overdue", "accept"),
     ]
     events = [(e.type, e.data.get("stage")) for e in committed if e.case_id == cid]
-    assert events == [(EventType.WARNING, "accept"), (EventType.OVERDUE, "accept")]
+    # The red card escalates to the 村居 (level 1), told after it, naming the stage.
+    assert events == [
+        (EventType.WARNING, "accept"),
+        (EventType.OVERDUE, "accept"),
+        (EventType.ESCALATED, "accept"),
+    ]
+    assert committed[-1].data["escalation"] == {"level": 1, "area_code": GRID[:12]}
+    assert case["escalation_level"] == 1
 
     assert api.post("dept-cgj", f"{path}/accept", {}).status_code == 200
     assert [s[0] for s in _stages(api.get("dispatcher", path).json())] == ["handle"]

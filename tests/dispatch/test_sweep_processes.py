@@ -1,5 +1,6 @@
 """Two `gridgov sweep` processes at once on one PostgreSQL: every card and escalation step is
-written exactly once per case (history rows counted), and both processes take part."""
+written exactly once per case (history rows counted), each escalation told exactly once (the
+outbox's `case.escalated` rows counted), and both processes take part."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import subprocess
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy import text
 from core.clock import utcnow
 from grid.coords import wgs84_to_gcj02
 from tests.conftest import SECRET, OwnApp, new_client_id
+from tests.notify.helpers import subscribe
 
 pytestmark = pytest.mark.parametrize("backend", ["postgis"], indirect=True)
 
@@ -46,6 +48,7 @@ def test_two_sweep_processes_escalate_each_case_exactly_once(
     own_app: OwnApp, demo_points: Any
 ) -> None:
     api = own_app.api
+    subscribe(api, "http://127.0.0.1:9/escalations", events=["case.escalated"])  # never sent
     # `gridgov sweep` runs at the real time: file the cases 30 days before it, so every case
     # is past its whole ladder (red, then levels 1 to 3) when the processes sweep.
     api.clock.advance(seconds=(utcnow() - timedelta(days=30) - api.clock.now).total_seconds())
@@ -101,13 +104,24 @@ def test_two_sweep_processes_escalate_each_case_exactly_once(
         ).all()
         levels = conn.execute(text("SELECT DISTINCT escalation_level FROM gg_case")).scalars()
         assert set(levels) == {3}
+        told = conn.execute(
+            text("SELECT case_id, escalation FROM outbox_event WHERE type = 'case.escalated'")
+        ).all()
     per_case = Counter((case_id, action) for case_id, action in rows)
     assert set(per_case.values()) == {1}  # no step twice
+    escalations: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for case_id, escalation in told:
+        escalations[case_id].append((escalation["level"], escalation["area_code"]))
     for case_id in {case_id for case_id, _ in rows}:
-        expected = {"sla_overdue", "sla_escalated"}  # red (level 1), then straight to 3
-        if case_id in dispatched:
+        # Urgent (井盖): red and the 镇街 at once, then the district: one jump, told once.
+        expected = {"sla_overdue", "sla_escalated"}
+        told_to = [(3, GRID[:6])]
+        if case_id in dispatched:  # and the 签收 stage's red card, told to the 村居
             expected.add("stage_overdue")
+            told_to.append((1, GRID[:12]))
         assert {a for (c, a) in per_case if c == case_id} == expected
+        assert sorted(escalations[case_id]) == sorted(told_to), case_id
+    assert len(told) == CASES + len(dispatched)
     assert len({case_id for case_id, _ in rows}) == CASES
     # Sweeping again finds nothing due.
     again = subprocess.run([GRIDGOV, "sweep"], env=env, capture_output=True, text=True)

@@ -187,8 +187,12 @@ def test_suspended_case_clock_pauses(api: Api, demo_points: Any) -> None:
     assert res.json()["due_at"] == "2026-11-25T07:00:00Z"
 
 
+# 暴露垃圾 (0601): a normal case, 4 working hours, climbing the normal ladder (1, 2, 3).
+NORMAL_REPORT = "石湾镇街道某路口暴露垃圾无人清理"
+
+
 def test_sweep_warns_then_marks_red_and_escalates(api: Api, demo_points: Any) -> None:
-    case = _report(api, demo_points)
+    case = _report(api, demo_points, description=NORMAL_REPORT)
     cid = case["id"]
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
 
@@ -223,7 +227,7 @@ def test_sweep_warns_then_marks_red_and_escalates(api: Api, demo_points: Any) ->
 
 def test_sweep_reads_only_due_cases(api: Api, demo_points: Any) -> None:
     """The test's database holds this one case: a sweep checks it only at its SLA instants."""
-    case = _report(api, demo_points)
+    case = _report(api, demo_points, description=NORMAL_REPORT)
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
 
     def sweep() -> dict[str, int]:

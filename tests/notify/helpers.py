@@ -11,7 +11,7 @@ from sqlmodel import select
 from core.db import session_scope
 from grid.coords import wgs84_to_gcj02
 from notify import webhooks
-from notify.delivery import DeliveryPolicy, deliver_once, make_client
+from notify.delivery import Breaker, DeliveryPolicy, deliver_once, make_client
 from notify.models import OutboxDelivery, OutboxEvent
 from tests.conftest import Api, new_client_id
 
@@ -55,7 +55,9 @@ def subscribe(api: Api, url: str, **scope: Any) -> int:
         return sub.id
 
 
-def deliver(api: Api, policy: DeliveryPolicy | None = None, seed: int = 1) -> dict[str, int]:
+def deliver(
+    api: Api, policy: DeliveryPolicy | None = None, seed: int = 1, breaker: Breaker | None = None
+) -> dict[str, int]:
     policy = policy or DeliveryPolicy(timeout_seconds=5.0, concurrency=1)
     runtime = api.client.app.state.runtime  # type: ignore[attr-defined]
     with make_client(policy) as client:
@@ -66,6 +68,7 @@ def deliver(api: Api, policy: DeliveryPolicy | None = None, seed: int = 1) -> di
             catalogue=runtime.taxonomy.get().catalogue,
             client=client,
             rng=random.Random(seed),
+            breaker=breaker,
         )
 
 

@@ -1,0 +1,55 @@
+"""`gridgov stats`: the 考核 rollup (the scheduler inside `serve` refreshes it too)."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import click
+
+from app.cli.base import engine_from_settings
+from core.clock import utcnow
+from core.settings import Settings
+
+
+@click.group()
+def stats() -> None:
+    """考核 statistics."""
+
+
+@stats.command("refresh")
+@click.option("--from", "first", default=None, metavar="DATE", help="first local day to recompute")
+@click.option("--to", "last", default=None, metavar="DATE", help="last local day (≤ yesterday)")
+@click.option("--all", "rebuild", is_flag=True, help="recompute every day (a full rebuild)")
+def stats_refresh(first: str | None, last: str | None, rebuild: bool) -> None:
+    """Bring the rollup up to date now: the days not rolled yet up to yesterday and the days of
+    cases changed since the last refresh, plus the local days --from..--to (YYYY-MM-DD) or,
+    with --all, every day. Prints what it did as JSON on the last line; exit 1 when another
+    refresh holds the rollup."""
+    from dispatch.stats_rollup import refresh
+
+    settings = Settings()
+    result = refresh(
+        engine_from_settings(),
+        clock=utcnow,
+        tz=ZoneInfo(settings.timezone),
+        first=_day(first, "--from"),
+        last=_day(last, "--to"),
+        rebuild=rebuild,
+    )
+    click.echo(json.dumps(result.as_json()))
+    if result.skipped:
+        click.echo("stats: another refresh is running; try again later", err=True)
+        raise SystemExit(1)
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option
+        ) from None
