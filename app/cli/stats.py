@@ -30,12 +30,15 @@ def stats_refresh(first: str | None, last: str | None, rebuild: bool) -> None:
     from dispatch.stats_rollup import refresh
 
     settings = Settings()
+    first_day, last_day = _day(first, "--from"), _day(last, "--to")
+    if first_day is not None and last_day is not None and first_day > last_day:
+        raise click.BadParameter(f"{first} is after --to {last}", param_hint="--from")
     result = refresh(
         engine_from_settings(),
         clock=utcnow,
         tz=ZoneInfo(settings.timezone),
-        first=_day(first, "--from"),
-        last=_day(last, "--to"),
+        first=first_day,
+        last=last_day,
         rebuild=rebuild,
     )
     click.echo(json.dumps(result.as_json()))

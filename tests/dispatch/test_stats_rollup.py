@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from app.cli import main
@@ -338,6 +338,16 @@ def test_cli_refresh_rolls_up_to_yesterday_and_rebuilds_on_request(
     bad = CliRunner().invoke(main, ["stats", "refresh", "--from", "24/11/2026"])
     assert bad.exit_code == 2
     assert "YYYY-MM-DD" in bad.output
+    with Session(api.engine) as session:
+        rows_before = session.execute(select(func.count()).select_from(StatsDaily)).scalar_one()
+    backwards = CliRunner().invoke(
+        main, ["stats", "refresh", "--from", "2026-11-30", "--to", "2026-11-24"]
+    )
+    assert backwards.exit_code == 2
+    assert "is after --to" in backwards.output
+    with Session(api.engine) as session:
+        rows_after = session.execute(select(func.count()).select_from(StatsDaily)).scalar_one()
+    assert rows_after == rows_before  # refused before anything ran
 
 
 def test_scheduler_refreshes_the_rollup_every_five_minutes(api: Api, week: str) -> None:
