@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlalchemy import Connection, bindparam, select
+from sqlmodel import Session
 
 from app.runtime import Runtime
 from core.db import reader, session_scope
@@ -18,9 +18,13 @@ from core.models import Role, User, UserGrid
 from core.security import Actor, TokenClaims, read_token
 
 
-async def get_runtime(request: Request) -> Runtime:
+def runtime_of(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
+
+
+async def get_runtime(request: Request) -> Runtime:
+    return runtime_of(request)
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
@@ -60,19 +64,38 @@ _bearer = HTTPBearer(auto_error=False)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def load_actor(session: Session, user_id: int, token_version: int | None) -> Actor:
-    user = session.get(User, user_id)
-    if user is None or not user.active:
+_USER = User.__table__  # type: ignore[attr-defined]
+_USER_GRID = UserGrid.__table__  # type: ignore[attr-defined]
+# An account and its grids in one round trip (one row per grid; one row with a NULL grid when
+# it has none). Built once: every request of an account not cached (or expired) runs it.
+_ACCOUNT = (
+    select(
+        _USER.c.id,
+        _USER.c.username,
+        _USER.c.role,
+        _USER.c.display_name,
+        _USER.c.department_code,
+        _USER.c.area_code,
+        _USER.c.active,
+        _USER.c.token_version,
+        _USER_GRID.c.grid_code,
+    )
+    .select_from(_USER.outerjoin(_USER_GRID, _USER_GRID.c.user_id == _USER.c.id))
+    .where(_USER.c.id == bindparam("user_id"))
+)
+
+
+def load_actor(connection: Connection, user_id: int, token_version: int | None) -> Actor:
+    """The account behind a token, refused when it is gone, disabled or its tokens revoked."""
+    rows = connection.execute(_ACCOUNT, {"user_id": user_id}).all()
+    if not rows or not rows[0].active:
         raise InvalidToken()
+    user = rows[0]
     if token_version is not None and user.token_version != token_version:
         raise TokenRevoked()
     grids: frozenset[str] = frozenset()
     if user.role == Role.GRID_WORKER:
-        grids = frozenset(
-            session.execute(
-                select(col(UserGrid.grid_code)).where(col(UserGrid.user_id) == user.id)
-            ).scalars()
-        )
+        grids = frozenset(row.grid_code for row in rows if row.grid_code is not None)
     return Actor(
         id=user.id,
         username=user.username,
@@ -84,9 +107,15 @@ def load_actor(session: Session, user_id: int, token_version: int | None) -> Act
     )
 
 
-async def get_token_claims(runtime: RuntimeDep, credentials: BearerDep) -> TokenClaims:
+async def get_token_claims(request: Request, credentials: BearerDep) -> TokenClaims:
     """The token's claims, once signature, expiry and revocation are checked: no database but a
     revision read at most every `auth_refresh_seconds` (see `AuthWatch`)."""
+    return await _checked_claims(runtime_of(request), credentials)
+
+
+async def _checked_claims(
+    runtime: Runtime, credentials: HTTPAuthorizationCredentials | None
+) -> TokenClaims:
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise MissingToken()
     settings = runtime.settings
@@ -107,11 +136,15 @@ async def get_token_claims(runtime: RuntimeDep, credentials: BearerDep) -> Token
 ClaimsDep = Annotated[TokenClaims, Depends(get_token_claims)]
 
 
-async def get_actor(runtime: RuntimeDep, claims: ClaimsDep) -> Actor:
+async def get_actor(request: Request, credentials: BearerDep) -> Actor:
     """The caller, from a signed token; accounts are cached (see `ActorCache`, `AuthWatch`).
 
     Async so that the usual cache hit costs no thread hop; a miss reads in the threadpool.
+    Flat (the token is checked here, not by `ClaimsDep`; the runtime read from the request):
+    FastAPI resolves every nested dependency again in each request, the repeated ones too.
     """
+    runtime = runtime_of(request)
+    claims = await _checked_claims(runtime, credentials)
     cached = runtime.actors.peek(claims.user_id, claims.token_version)
     if cached is not None:
         return cached
@@ -125,8 +158,8 @@ async def get_actor(runtime: RuntimeDep, claims: ClaimsDep) -> Actor:
 
 def _load_with_own_session(runtime: Runtime, user_id: int, token_version: int) -> Actor:
     # Not the request's session: on SQLite that would take the write lock before any work.
-    with Session(reader(runtime.engine)) as session:
-        return load_actor(session, user_id, token_version)
+    with reader(runtime.engine).connect() as connection:
+        return load_actor(connection, user_id, token_version)
 
 
 ActorDep = Annotated[Actor, Depends(get_actor)]

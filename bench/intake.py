@@ -8,11 +8,15 @@ level warning) on one freshly seeded database (SQLite file by default, PostGIS w
 --postgres). The load generator here keeps a fixed number of connections busy (httpx + asyncio)
 for a fixed request count after a warm-up, alternating A/B/A/B; medians over rounds are reported.
 
-    .venv/bin/python bench/intake.py [--quick] [--postgres] [--dead-webhook]
+    .venv/bin/python bench/intake.py [--quick] [--postgres] [--dead-webhook] [--before DIR]
 
 --dead-webhook subscribes a receiver that refuses connections to every event and runs the
 intake server with its scheduler, so its delivery worker keeps trying (and failing) while the
 rounds run: intake writes the outbox rows, the worker retries in the same process.
+
+--before DIR serves a third side, `intake_before`: the same app from another copy of the source
+(e.g. `git archive HEAD | tar -x -C DIR`), set up the same way, in the same rounds (the order
+rotating); so a change is measured against the code before it in one run, on one machine load.
 
 Prints one JSON object on stdout; progress on stderr. See bench/README.md.
 """
@@ -369,6 +373,7 @@ def start_server(
     make_body: Any,
     extra: list[str],
     extra_env: dict[str, str] | None = None,
+    source_dir: Path = REPO_DIR,
 ) -> Server:
     port = free_port()
     env = {
@@ -395,7 +400,8 @@ def start_server(
         *extra,
     ]
     with stderr_path.open("wb") as err:
-        proc = subprocess.Popen(cmd, cwd=REPO_DIR, env=env, stdout=subprocess.DEVNULL, stderr=err)
+        # The source directory is the working directory: `python -m` puts it first on sys.path.
+        proc = subprocess.Popen(cmd, cwd=source_dir, env=env, stdout=subprocess.DEVNULL, stderr=err)
     server = Server(name, path, proc, port, stderr_path, make_body)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
@@ -461,6 +467,12 @@ def main() -> None:
         help="subscribe a refusing receiver to every event; the intake server's worker retries",
     )
     parser.add_argument(
+        "--before",
+        type=Path,
+        default=None,
+        help="another copy of the source, served as a third side `intake_before` (A/B of a change)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=None,
@@ -480,6 +492,11 @@ def main() -> None:
         work = Workload(people, rng)
         tmp = Path(tempfile.mkdtemp(prefix="gridgov_bench_servers_"))
         servers: list[Server] = []
+        intake_env = (
+            {"GRIDGOV_SCHEDULER": "1", "GRIDGOV_OUTBOX_INTERVAL_SECONDS": "1"}
+            if args.dead_webhook
+            else None
+        )
         try:
             servers.append(
                 start_server(
@@ -490,11 +507,23 @@ def main() -> None:
                     tmp,
                     work.real_body,
                     [],
-                    {"GRIDGOV_SCHEDULER": "1", "GRIDGOV_OUTBOX_INTERVAL_SECONDS": "1"}
-                    if args.dead_webhook
-                    else None,
+                    intake_env,
                 )
             )
+            if args.before is not None:
+                servers.append(
+                    start_server(
+                        "intake_before",
+                        "app.main:app_from_env",
+                        "/v1/reports",
+                        url,
+                        tmp,
+                        work.real_body,
+                        [],
+                        intake_env,
+                        source_dir=args.before.resolve(),
+                    )
+                )
             servers.append(
                 start_server(
                     "bare",
@@ -515,7 +544,10 @@ def main() -> None:
             rows_before = count_rows(url)
             results: dict[str, list[RoundResult]] = {s.name: [] for s in servers}
             for n in range(budget.rounds):
-                for server in servers:  # A/B/A/B
+                # A/B/A/B; with --before the three sides rotate (A/A'/B, A'/B/A, B/A/A'), so
+                # each takes each place in a round once: no side always follows the bare one.
+                order = servers if args.before is None else servers[n:] + servers[:n]
+                for server in order:
                     result = asyncio.run(drive(server, work, budget.per_round, budget))
                     results[server.name].append(result)
                     s = result.summary()
@@ -538,6 +570,7 @@ def main() -> None:
 
     intake = _median_summary(results["intake"])
     bare = _median_summary(results["bare"])
+    before = _median_summary(results["intake_before"]) if args.before is not None else None
     ok = {name: sum(r.summary()["ok"] for r in rs) for name, rs in results.items()}
     raw_ratio = (
         intake["requests_per_s"] / bare["requests_per_s"] if bare["requests_per_s"] else None
@@ -562,6 +595,20 @@ def main() -> None:
             },
             "intake": intake,
             "bare": bare,
+            "intake_before": before,
+            "before": None
+            if before is None
+            else {
+                "source_dir": str(args.before.resolve()),
+                "throughput_ratio": round(before["requests_per_s"] / bare["requests_per_s"], 3)
+                if bare["requests_per_s"]
+                else None,
+                "intake_over_before_requests_per_s": round(
+                    intake["requests_per_s"] / before["requests_per_s"], 3
+                )
+                if before["requests_per_s"]
+                else None,
+            },
             "rounds": {name: [r.summary() for r in rs] for name, rs in results.items()},
             "warmup": warm,
             "non_201_examples": {
@@ -570,8 +617,8 @@ def main() -> None:
             "rows_written": {
                 "gg_case": rows_after["gg_case"] - rows_before["gg_case"],
                 "case_history": rows_after["case_history"] - rows_before["case_history"],
-                "expected_gg_case": ok["intake"] + ok["bare"],
-                "expected_case_history": ok["intake"],
+                "expected_gg_case": sum(ok.values()),
+                "expected_case_history": sum(ok.values()) - ok["bare"],
             },
             "server_stderr": server_logs,
             "throughput_ratio": throughput_ratio,

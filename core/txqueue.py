@@ -4,7 +4,7 @@ One mechanism for whatever must land in the same transaction as a change but is 
 it runs (history rows to link into the audit chain, typed case events): an item queued inside a
 savepoint goes with that savepoint when it rolls back, everything goes with a rolled-back
 transaction, and at the real commit each queue's `flush` gets its items, queues in the order
-they were created.
+they were created, those made with `first` before the others.
 """
 
 from __future__ import annotations
@@ -30,10 +30,16 @@ def open_savepoints(session: Session) -> tuple[SessionTransaction, ...]:
 
 
 class TransactionQueue(Generic[T]):
-    def __init__(self, name: str, flush: Callable[[Session, list[T]], None]) -> None:
+    def __init__(
+        self, name: str, flush: Callable[[Session, list[T]], None], *, first: bool = False
+    ) -> None:
         self._key = f"gridgov_queue_{name}"
         self._flush = flush
-        _QUEUES.append(self)
+        self._first = first
+        if first:  # after the other `first` queues, before the rest
+            _QUEUES.insert(sum(1 for q in _QUEUES if q._first), self)
+        else:
+            _QUEUES.append(self)
 
     def put(self, session: Session, item: T) -> None:
         session.info.setdefault(self._key, []).append((open_savepoints(session), item))

@@ -106,8 +106,15 @@ _DIGEST_NAMES = {"channel": "source"}
 _DIGEST_CHANNEL_SPELLING = {"dispatcher": "command_centre"}
 
 
+# One encoder for every digest: `json.dumps` with options builds a new one per call, which cost
+# as much as the encoding itself.
+_CANONICAL = json.JSONEncoder(
+    ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str
+)
+
+
 def _canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(value)
 
 
 def _hmac(key: str, content: str) -> str:
@@ -136,15 +143,39 @@ def _canonical_field(name: str, value: Any) -> Any:
     return value
 
 
+def _canonical_value(value: Any) -> Any:
+    """`_canonical_field` of a field without a rule of its own by name, the common types first
+    (the digest runs for every change: every report, every case a sweep touches)."""
+    kind = type(value)
+    if value is None or kind is str or kind is int:
+        return value
+    if kind is datetime:
+        return _instant(value)
+    return _canonical_field("", value)
+
+
+# Fields whose canonical value depends on their name (see `_canonical_field`).
+_NAMED_RULES = frozenset({"location", "channel"}) | _FLOAT_FIELDS
+_AUDITED_PLAN = tuple(
+    (name, _DIGEST_NAMES.get(name, name), name in _NAMED_RULES) for name in AUDITED_FIELDS
+)
+_LATER_PLAN = tuple(
+    (name, name in _NAMED_RULES, _canonical_field(name, before))
+    for name, before in LATER_FIELDS.items()
+)
+
+
 def case_state(case: Any) -> dict[str, Any]:
     """The audited fields of a case (an ORM object or a row), as canonical JSON values."""
     state = {
-        _DIGEST_NAMES.get(name, name): _canonical_field(name, getattr(case, name))
-        for name in AUDITED_FIELDS
+        key: _canonical_field(name, value) if named else _canonical_value(value)
+        for name, key, named in _AUDITED_PLAN
+        for value in (getattr(case, name),)
     }
-    for name, before in LATER_FIELDS.items():
-        value = _canonical_field(name, getattr(case, name))
-        if value != _canonical_field(name, before):
+    for name, named, before in _LATER_PLAN:
+        raw = getattr(case, name)
+        value = _canonical_field(name, raw) if named else _canonical_value(raw)
+        if value != before:
             state[name] = value
     return state
 

@@ -74,9 +74,11 @@ def _hand_over(session: SASession, events: list[CaseEvent]) -> None:
         hook(session, events)  # type: ignore[arg-type]
 
 
-# Events produced in a session but not yet committed. Created after the history queue (this
-# module imports `history`), so at commit the history rows are written before hooks run.
-_QUEUE: TransactionQueue[CaseEvent] = TransactionQueue("case_events", _hand_over)
+# Events produced in a session but not yet committed. Handed to the hooks before the history
+# rows are linked (`first`): the hooks (the outbox's INSERT) need nothing the linked rows hold,
+# and the global audit head stays locked from the link to the commit, a window every writer
+# waits for; each statement kept out of it lets the next writer in sooner.
+_QUEUE: TransactionQueue[CaseEvent] = TransactionQueue("case_events", _hand_over, first=True)
 
 
 def change(

@@ -5,24 +5,23 @@ from __future__ import annotations
 
 import threading
 import time as _time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, inspect, select, update
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import make_transient, make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import Session, col
 
+from core import bulk
 from core.db import reader
 from core.security import Actor
 from dispatch import calendar_service, sla, stages
 from dispatch.calendar import WorkCalendar, parse_office_hours
 from dispatch.changes import CaseEvent, EventType, change, emit
-from dispatch.models import Case, CaseStatus, Department, WarningLevel
+from dispatch.models import Case, CaseDue, CaseStatus, Department, WarningLevel
 from dispatch.policy import Policy
 from dispatch.workflow import CLOCK_STATUSES
 from taxonomy.catalogue import VILLAGE_LEVEL, TimeUnit
@@ -213,7 +212,7 @@ def record_sla(
     for event_name in events:
         if event_name == sla.ESCALATED_WITH_CARD:
             assert case.id is not None
-            emit(session, CaseEvent(EventType.ESCALATED, case.id, now, actor, dict(data)))
+            emit(session, CaseEvent(EventType.ESCALATED, case.id, now, actor, dict(data), case))
             continue
         data = {
             "warning_level": case.warning_level,
@@ -258,6 +257,25 @@ SWEEP_COUNTS = (
 )
 
 
+class SweptCase:
+    """A due case as the sweep reads it: its row's columns as plain attributes, not an ORM
+    object. The rules (`apply_sla`, `record_sla`) only read and set attributes; the sweep writes
+    what they changed for the whole batch in one statement, where the unit of work would issue
+    one versioned UPDATE per case. A rule that sets any other field is a bug the write refuses."""
+
+    id: int
+    version: int
+    changed_fields: set[str]
+
+    def __init__(self, row: Mapping[Any, Any]) -> None:
+        self.__dict__.update(row)
+        self.__dict__["changed_fields"] = set()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__[name] = value
+        self.changed_fields.add(name)
+
+
 def sweep(
     session: Session,
     *,
@@ -267,18 +285,15 @@ def sweep(
     actor: Actor,
     batch: int,
 ) -> dict[str, int]:
-    """One batch of due cases (by the indexed next_check_at); claimed rows are skipped by others."""
-    due = (
-        select(Case)
-        .where(col(Case.next_check_at) <= now)
-        .order_by(col(Case.next_check_at))
-        .limit(batch)
-        .with_for_update(skip_locked=True)
-    )
+    """One batch of due cases (from the `case_due` queue), claimed so that another sweep skips
+    them, brought up to `now`; their history rows and events wait for the commit."""
+    session.flush()  # the batch is read and written below the unit of work
+    rows = session.connection().execute(_DUE, {"now": now, "batch": batch}).mappings().all()
     counts = dict.fromkeys(SWEEP_COUNTS, 0)
-    cases = list(session.execute(due).scalars())
+    cases = [SweptCase(row) for row in rows]
     calendar_of: dict[str, WorkCalendar] = {}  # one look-up per unit, not per case
-    for case in cases:
+    for swept in cases:
+        case = cast(Case, swept)  # what the rules read and set of a case, see SweptCase
         counts["checked"] += 1
         calendar = calendar_of.get(case.department_code)
         if calendar is None:
@@ -293,13 +308,31 @@ def sweep(
                 counts[event_name] += 1
         case.updated_at = now
     _write_swept(session, cases)
-    session.flush()  # anything else a rule changed, the usual way
     return counts
 
 
 _CASE = Case.__table__  # type: ignore[attr-defined]
-# What a sweep changes on a case (apply_sla, the history chain's head, updated_at). A case with
-# any other change is left to the unit of work, as before.
+_QUEUE = CaseDue.__table__  # type: ignore[attr-defined]
+# The due cases, oldest instant first, claimed twice without waiting: their queue rows (another
+# sweep takes the next ones) and their case rows (one an action holds now is left for the next
+# sweep, which then sees what the action set).
+_NOW = bindparam("now", type_=_QUEUE.c.next_check_at.type)
+_CLAIMED = (
+    select(_QUEUE.c.case_id)
+    .where(_QUEUE.c.next_check_at <= _NOW)
+    .order_by(_QUEUE.c.next_check_at)
+    .limit(bindparam("batch"))
+    .with_for_update(skip_locked=True)
+    .cte("claimed")
+)
+_DUE = (
+    select(_CASE)
+    .join(_CLAIMED, _CASE.c.id == _CLAIMED.c.case_id)
+    .where(_CASE.c.next_check_at <= _NOW)
+    .order_by(_CASE.c.next_check_at, _CASE.c.id)
+    .with_for_update(of=_CASE, skip_locked=True)
+)
+# What a sweep changes on a case (apply_sla, the history chain's head, updated_at).
 SWEPT_FIELDS = (
     "warning_level",
     "escalation_level",
@@ -310,42 +343,43 @@ SWEPT_FIELDS = (
     "history_head",
 )
 _SWEPT = frozenset(SWEPT_FIELDS)
-_CASE_FIELDS = frozenset(inspect(Case).attrs.keys())
-# Bind names must differ from the column names an UPDATE sets.
+_KEYS = ("id", "version")
+_CASE_MAPPER = inspect(Case)
+# Elsewhere than PostgreSQL (SQLite: in process, no round trips): executemany of one UPDATE,
+# whose bind names must differ from the column names it sets.
 _SWEPT_UPDATE = (
     update(_CASE)
     .where(_CASE.c.id == bindparam("b_id"), _CASE.c.version == bindparam("b_version"))
     .values(
-        {name: bindparam(f"b_{name}") for name in SWEPT_FIELDS}
-        | {"version": bindparam("b_new_version")}
+        {name: bindparam(f"b_{name}") for name in SWEPT_FIELDS} | {"version": _CASE.c.version + 1}
     )
 )
 
 
-def _write_swept(session: Session, cases: list[Case]) -> None:
-    """The batch's swept fields in one executemany UPDATE (pipelined by psycopg), with the
-    optimistic lock's check and bump, instead of the unit of work's UPDATE per case (a versioned
-    mapper never batches), a round trip each. The objects are then as if flushed: clean, at the new
-    version, still in the session (the outbox reads them at commit)."""
-    swept = [c for c in cases if _CASE_FIELDS - inspect(c, raiseerr=True).unmodified <= _SWEPT]
-    if not swept:
+def _write_swept(session: Session, cases: list[SweptCase]) -> None:
+    """The batch's swept fields, with the optimistic lock's check and bump: one statement on
+    PostgreSQL. The rows are locked (FOR UPDATE), so a count that differs is a bug; so is a rule
+    that changed a field not written here."""
+    if not cases:
         return
-    rows = [
-        {
-            **{f"b_{name}": getattr(case, name) for name in SWEPT_FIELDS},
-            "b_id": case.id,
-            "b_version": case.version,
-            "b_new_version": case.version + 1,
-        }
-        for case in swept
-    ]
-    written = session.connection().execute(_SWEPT_UPDATE, rows).rowcount
-    if written != len(rows):  # the rows are locked (FOR UPDATE): only a bug gets here
+    stray = set[str]().union(*(c.changed_fields for c in cases)) - _SWEPT
+    if stray:
+        raise RuntimeError(f"sweep: rules changed fields it does not write: {sorted(stray)}")
+    rows = [{name: getattr(case, name) for name in (*_KEYS, *SWEPT_FIELDS)} for case in cases]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        statement = bulk.update_rows(_CASE, _KEYS, SWEPT_FIELDS, "version")
+        written = connection.execute(
+            statement, bulk.rows_param(rows, (*_KEYS, *SWEPT_FIELDS))
+        ).rowcount
+    else:
+        params = [{f"b_{name}": value for name, value in row.items()} for row in rows]
+        written = connection.execute(_SWEPT_UPDATE, params).rowcount
+    if written != len(rows):
         raise StaleDataError(f"sweep: {written} of {len(rows)} cases updated")
-    for case, row in zip(swept, rows, strict=True):
-        set_committed_value(case, "version", row["b_new_version"])  # no attribute event
-        # Public API for "this object now matches its row": out of the session, every change
-        # committed, back in.
-        make_transient(case)
-        make_transient_to_detached(case)
-        session.add(case)
+    for case in cases:
+        case.__dict__["version"] = case.version + 1  # what the outbox's snapshot tells
+        # An ORM copy of a swept case in this session is now stale: read it again when used.
+        loaded = session.identity_map.get(_CASE_MAPPER.identity_key_from_primary_key((case.id,)))
+        if loaded is not None:
+            session.expire(loaded)

@@ -11,6 +11,7 @@ from sqlalchemy import Insert, bindparam, insert, select, update
 from sqlalchemy.orm import Session as SASession
 from sqlmodel import Session, col
 
+from core import bulk
 from core.security import Party
 from core.txqueue import TransactionQueue
 from dispatch import audit
@@ -121,12 +122,16 @@ def _link(session: SASession, pending: list[tuple[str, dict[str, Any]]]) -> None
         row.update(gseq=gseq, gprev_hash=prev, prev_case_id=prev_case, ghash=ghash)
         prev, prev_case = ghash, row["case_id"]
     head_params = {"new_gseq": gseq, "new_hash": prev, "new_case_id": prev_case}
-    if conn.dialect.name == "postgresql" and len(rows) == 1:
+    if conn.dialect.name != "postgresql":
+        conn.execute(_HISTORY_INSERT, rows)
+        conn.execute(_HEAD_MOVE, head_params)
+    elif len(rows) == 1:
         # One round trip while the head is locked: the head moves in a data-modifying CTE of
         # the history INSERT (PostgreSQL runs it whether or not the INSERT refers to it).
         conn.execute(_insert_moving_head(tuple(rows[0])), {**rows[0], **head_params})
-    else:
-        conn.execute(_HISTORY_INSERT, rows)
+    else:  # a sweep's batch: every row in one statement, not one per row
+        columns = tuple(rows[0])
+        conn.execute(bulk.insert_rows(HISTORY_TABLE, columns), bulk.rows_param(rows, columns))
         conn.execute(_HEAD_MOVE, head_params)
 
 

@@ -70,7 +70,6 @@ _VERSION = Column("version", Integer, nullable=False)
 class Case(SQLModel, table=True):
     __tablename__ = "gg_case"
     __table_args__ = (
-        Index("ix_gg_case_next_check_at", "next_check_at"),
         Index("ix_gg_case_status_id", "status", "id"),
         Index("ix_gg_case_location", "location", postgresql_using="gist"),
         Index("ix_gg_case_closed_at", "closed_at"),
@@ -149,6 +148,20 @@ class Case(SQLModel, table=True):
     version: int = Field(default=1, sa_column=_VERSION)
 
 
+class CaseDue(SQLModel, table=True):
+    """The sweep's queue: each case with a next SLA instant, by that instant. Kept by database
+    triggers from `gg_case.next_check_at` (migration 0013), never written by the application:
+    the sweep claims due cases here, so `gg_case` has no index on the instant and a swept case
+    row is updated in place (see the migration)."""
+
+    __tablename__ = "case_due"
+
+    case_id: int = Field(
+        sa_column=Column(ForeignKey("gg_case.id", ondelete="CASCADE"), primary_key=True)
+    )
+    next_check_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
 class CaseHistory(SQLModel, table=True):
     """One row per state change; rows of a case form an HMAC chain (tamper-evident)."""
 
@@ -159,7 +172,8 @@ class CaseHistory(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(sa_column=Column(ForeignKey("gg_case.id"), nullable=False, index=True))
+    # Looked up by case through the unique (case_id, seq) constraint's index.
+    case_id: int = Field(sa_column=Column(ForeignKey("gg_case.id"), nullable=False))
     seq: int
     action: str = Field(max_length=32)
     from_status: str | None = Field(default=None, max_length=16)
@@ -247,22 +261,22 @@ class StatsCounts(SQLModel):
 
 
 class StatsDaily(StatsCounts, table=True):
-    """One local day's counts per department and grid (the rollup that `refresh` rewrites):
-    departments sum over grids, areas over departments and the grids under them."""
+    """One local day's counts (the rollup that `refresh` rewrites), kept as the readers group
+    them (migration 0012): per department and village (`area_code` 12 digits: a 镇街 or 村居
+    command centre's scope is a prefix of it), per grid over all departments
+    (`department_code` ''), and per department over all areas (`area_code` '')."""
 
     __tablename__ = "stats_daily"
-    __table_args__ = (PrimaryKeyConstraint("day", "department_code", "grid_code"),)
+    __table_args__ = (PrimaryKeyConstraint("day", "department_code", "area_code"),)
 
     day: date = Field(sa_column=Column(Date, nullable=False))
     department_code: str = Field(sa_column=Column(String(16), nullable=False))
-    grid_code: str = Field(sa_column=Column(String(15), nullable=False))
+    area_code: str = Field(sa_column=Column(String(15), nullable=False))
 
 
 class StatsMonthly(StatsCounts, table=True):
-    """The daily rows of a calendar month (`month`: its first day) summed twice, so a long
-    period reads a few thousand rows instead of one per day, department and grid: per
-    department and village (`area_code` 12 digits: a 镇街 or 村居 command centre's scope is a
-    prefix of it), and per grid over all departments (`department_code` '')."""
+    """The daily rows of a calendar month (`month`: its first day) summed, with the same three
+    projections, so a long period reads a few thousand rows instead of one per day."""
 
     __tablename__ = "stats_monthly"
     __table_args__ = (PrimaryKeyConstraint("month", "department_code", "area_code"),)

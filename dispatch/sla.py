@@ -9,7 +9,7 @@ The yellow and red instants themselves are set on the case by `dispatch.clock.se
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -51,14 +51,25 @@ def thresholds(
     """Every SLA instant of a case in time order, with the state it leads to. A rung at the
     deadline is the red card's own instant (red and that level at once); later rungs are
     counted in the limit's own kind of time."""
-    steps = [(warn_at, WarningLevel.YELLOW, 0), (due_at, WarningLevel.RED, 0)]
+    return list(_thresholds(warn_at, due_at, amount, unit, calendar, ladder))
+
+
+def _thresholds(
+    warn_at: datetime,
+    due_at: datetime,
+    amount: float,
+    unit: TimeUnit,
+    calendar: WorkCalendar,
+    ladder: Sequence[EscalationStep],
+) -> Iterator[tuple[datetime, WarningLevel, int]]:
+    """`thresholds`, each rung's instant counted only when asked for: `evaluate` stops at the
+    first one still ahead (a calendar addition is most of a sweep's rule time)."""
+    yield warn_at, WarningLevel.YELLOW, 0
+    at_due = next((step.level for step in ladder if step.past_due == 0), 0)
+    yield due_at, WarningLevel.RED, at_due
     for step in ladder:
-        if step.past_due == 0:
-            steps[-1] = (due_at, WarningLevel.RED, step.level)
-            continue
-        at = calendar.add(due_at, amount * step.past_due, unit)
-        steps.append((at, WarningLevel.RED, step.level))
-    return steps
+        if step.past_due != 0:
+            yield calendar.add(due_at, amount * step.past_due, unit), WarningLevel.RED, step.level
 
 
 def evaluate(
@@ -73,14 +84,7 @@ def evaluate(
 ) -> SlaState:
     """The SLA state at `now` and when it next changes."""
     state = SlaState(WarningLevel.NONE, 0, None)
-    for at, level, escalation in thresholds(
-        warn_at=warn_at,
-        due_at=due_at,
-        amount=amount,
-        unit=unit,
-        calendar=calendar,
-        ladder=ladder,
-    ):
+    for at, level, escalation in _thresholds(warn_at, due_at, amount, unit, calendar, ladder):
         if at <= now:
             state = SlaState(level, escalation, None)
         else:

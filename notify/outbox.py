@@ -1,7 +1,8 @@
 """The outbox: each case event some subscription takes is stored in the transaction of the change.
 
-`install()` adds a hook to `dispatch.changes` that runs just before the commit, after the history
-rows are linked (queues flush in the order they were made): it reads the active subscriptions,
+`install()` adds a hook to `dispatch.changes` that runs just before the commit, before the history
+rows are linked (so not while the audit head is locked; see `dispatch.changes`): it reads the
+active subscriptions,
 routes each event (`routes_to`) and writes one `OutboxEvent` plus a `OutboxDelivery` per
 subscription. A rolled-back change leaves nothing behind; a committed one cannot lose its
 deliveries. The network is never touched here (see `notify.delivery`).
@@ -13,15 +14,27 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import ARRAY, Connection, Integer, Row, bindparam, event, func, insert, select
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Integer,
+    Row,
+    bindparam,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy import case as when
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import Pool
 from sqlmodel import Session
 
+from core import bulk
 from core.db import UTCDateTime
 from core.settings import get_settings
 from dispatch.changes import CaseEvent, EventType, add_event_hook
@@ -37,14 +50,19 @@ SUBSCRIPTION_TABLE = WebhookSubscription.__table__  # type: ignore[attr-defined]
 DATETIME_FIELDS = frozenset(c.name for c in CASE_COLUMNS if isinstance(c.type, UTCDateTime))
 
 
+_SNAPSHOT_COLUMNS = tuple(c.name for c in CASE_COLUMNS if c.name not in _LEFT_OUT)
+
+
 def snapshot(case: Case) -> dict[str, Any]:
-    """The case's columns as JSON values (datetimes ISO 8601), to rebuild it when sending."""
+    """The case's columns as JSON values (datetimes ISO 8601), to rebuild it when sending.
+
+    Values come from the instance's dict when there (a new case, or a loaded one: one Python
+    call per column less than the instrumented attribute), else through the attribute."""
+    state = case.__dict__
     out: dict[str, Any] = {}
-    for column in CASE_COLUMNS:
-        if column.name in _LEFT_OUT:
-            continue
-        value = getattr(case, column.name)
-        out[column.name] = value.isoformat() if isinstance(value, datetime | date) else value
+    for name in _SNAPSHOT_COLUMNS:
+        value = state[name] if name in state else getattr(case, name)
+        out[name] = value.isoformat() if isinstance(value, date) else value  # datetimes too
     return out
 
 
@@ -156,13 +174,19 @@ def store(session: Session, events: list[CaseEvent]) -> None:
     if not subs:
         return
     horizon = timedelta(seconds=get_settings().outbox_retry_horizon_seconds)
+    routed: list[tuple[CaseEvent, Case, list[int]]] = []
     for case_event in events:
         case = case_event.case or session.get(Case, case_event.case_id)
         if case is None:
             continue
-        takers = [s for s in subs if routes_to(s, case_event, case)]
+        takers = [s.id for s in subs if routes_to(s, case_event, case)]
         if takers:
-            _write(connection, case_event, case, [s.id for s in takers], horizon)
+            routed.append((case_event, case, takers))
+    if len(routed) > 1 and connection.dialect.name == "postgresql":
+        _write_many(connection, routed, horizon)  # a sweep's batch: three statements in all
+        return
+    for case_event, case, takers in routed:
+        _write(connection, case_event, case, takers, horizon)
 
 
 def _param(table: Any, column: str, name: str | None = None) -> Any:
@@ -190,6 +214,31 @@ _EVENT_WITH_DELIVERIES = insert(DELIVERY_TABLE).from_select(
 )
 
 
+def _event_row(case_event: CaseEvent, case_data: dict[str, Any]) -> dict[str, Any]:
+    """The outbox row of an event (its id aside)."""
+    escalation = case_event.data.get("escalation")
+    return {
+        "type": case_event.type.value,
+        "case_id": case_event.case_id,
+        "occurred_at": case_event.occurred_at,
+        "case_data": case_data,
+        "escalation": escalation if case_event.type is EventType.ESCALATED else None,
+    }
+
+
+def _delivery_row(case_event: CaseEvent, horizon: timedelta) -> dict[str, Any]:
+    """What each delivery of an event starts as (its event and subscription aside)."""
+    at = case_event.occurred_at
+    return {
+        "case_id": case_event.case_id,
+        "status": DeliveryStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": at,
+        "created_at": at,
+        "retry_until": at + horizon,
+    }
+
+
 def _write(
     connection: Connection,
     case_event: CaseEvent,
@@ -198,24 +247,8 @@ def _write(
     horizon: timedelta,
 ) -> None:
     """One event row and its deliveries: one statement on PostgreSQL, two elsewhere."""
-    at = case_event.occurred_at
-    event = {
-        "type": case_event.type.value,
-        "case_id": case_event.case_id,
-        "occurred_at": at,
-        "case_data": snapshot(case),
-        "escalation": (
-            case_event.data.get("escalation") if case_event.type is EventType.ESCALATED else None
-        ),
-    }
-    delivery = {
-        "case_id": case_event.case_id,
-        "status": DeliveryStatus.PENDING.value,
-        "attempts": 0,
-        "next_attempt_at": at,
-        "created_at": at,
-        "retry_until": at + horizon,
-    }
+    event = _event_row(case_event, snapshot(case))
+    delivery = _delivery_row(case_event, horizon)
     if connection.dialect.name == "postgresql":
         connection.execute(
             _EVENT_WITH_DELIVERIES,
@@ -230,6 +263,45 @@ def _write(
     connection.execute(
         insert(DELIVERY_TABLE),
         [{"event_id": event_id, "subscription_id": s, **delivery} for s in subscription_ids],
+    )
+
+
+# Ids for the events of one commit, taken in order (a subscription gets a case's events in
+# event id order), so the events and their deliveries are written as two sets.
+_EVENT_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence('outbox_event', 'id')) FROM generate_series(1, :n)"
+)
+_EVENT_COLUMNS = ("id", "type", "case_id", "occurred_at", "case_data", "escalation")
+_DELIVERY_COLUMNS = ("event_id", "subscription_id", *_DELIVERY_VALUES)
+
+
+def _write_many(
+    connection: Connection,
+    routed: list[tuple[CaseEvent, Case, list[int]]],
+    horizon: timedelta,
+) -> None:
+    """Many events and their deliveries (PostgreSQL): three statements, however many there are.
+    The events of one case in one commit share its snapshot, taken once."""
+    ids = sorted(connection.execute(_EVENT_IDS, {"n": len(routed)}).scalars())
+    snapshots: dict[int, dict[str, Any]] = {}
+    events: list[dict[str, Any]] = []
+    deliveries: list[dict[str, Any]] = []
+    for event_id, (case_event, case, takers) in zip(ids, routed, strict=True):
+        data = snapshots.get(id(case))
+        if data is None:
+            data = snapshots[id(case)] = snapshot(case)
+        events.append({"id": event_id, **_event_row(case_event, data)})
+        delivery = _delivery_row(case_event, horizon)
+        deliveries += (
+            {"event_id": event_id, "subscription_id": subscription_id, **delivery}
+            for subscription_id in takers
+        )
+    connection.execute(
+        bulk.insert_rows(EVENT_TABLE, _EVENT_COLUMNS), bulk.rows_param(events, _EVENT_COLUMNS)
+    )
+    connection.execute(
+        bulk.insert_rows(DELIVERY_TABLE, _DELIVERY_COLUMNS),
+        bulk.rows_param(deliveries, _DELIVERY_COLUMNS),
     )
 
 

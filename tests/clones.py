@@ -30,9 +30,12 @@ TAKE_TIMEOUT_SECONDS = 60.0
 # by then (a DROP meeting one still exiting waits for it in 100 ms steps), and making copies
 # for the tests comes first.
 DROP_AFTER_SECONDS = 1.0
-# Threads dropping used copies. Each DROP DATABASE waits for a checkpoint (0.1-0.5 s on a busy
-# machine); drops in flight together share one, so three keep up with the tests.
-DROPPERS = 3
+# Threads dropping used copies. Each DROP DATABASE waits for a checkpoint (0.1-0.5 s on a quiet
+# machine, seconds on a busy one); drops in flight together share one. Two xdist workers give
+# back copies twice as fast: with three each a backlog built up on a loaded machine and the last
+# test of each worker waited 40-50 s in `close` for it; with six, 4 s at most (each one idle
+# connection while there is nothing to drop).
+DROPPERS = 6
 
 
 @dataclass
@@ -44,6 +47,14 @@ class CloneStats:
     dropped: int = 0
     drop_seconds: float = 0.0
     waited_seconds: float = 0.0  # tests waiting for a copy (all of it, on SQLite)
+
+    def add(self, other: CloneStats) -> None:
+        """Counts of another process (an xdist worker) added to these."""
+        self.made += other.made
+        self.make_seconds += other.make_seconds
+        self.dropped += other.dropped
+        self.drop_seconds += other.drop_seconds
+        self.waited_seconds += other.waited_seconds
 
     def line(self, backend: str) -> str:
         make = self.make_seconds / self.made if self.made else 0.0

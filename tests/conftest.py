@@ -11,7 +11,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -51,9 +51,15 @@ class FakeClock:
         self.now = self.now + timedelta(**kwargs)
 
 
+def _worker() -> str:
+    """The pytest-xdist worker running this process ("gw0", "gw1", ...), "main" without xdist:
+    each worker makes its own template and copies, named after it."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
 def _postgis_url() -> str:
     admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"gridgov_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"gridgov_test_{_worker()}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -89,14 +95,36 @@ def _seed(engine: Engine) -> None:
 
 SQLITE_COPIES = CloneStats()
 POSTGIS_COPIES: list[CloneStats] = []
+# Under pytest-xdist the copies are made in the workers: each sends its counts back when it
+# ends (`workeroutput`) and the controller adds them up for the summary.
+WORKER_COPIES: dict[str, CloneStats] = {}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its counts go to the controller
+        workeroutput["gridgov_copies"] = [
+            ("sqlite", asdict(SQLITE_COPIES)),
+            *(("postgis", asdict(stats)) for stats in POSTGIS_COPIES),
+        ]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """On the xdist controller: a worker's counts, added to the others'."""
+    for backend, counts in getattr(node, "workeroutput", {}).get("gridgov_copies", []):
+        WORKER_COPIES.setdefault(backend, CloneStats()).add(CloneStats(**counts))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """One line per backend: what the tests' own databases cost."""
+    """One line per backend: what the tests' own databases cost (all workers together)."""
     if SQLITE_COPIES.made:
         terminalreporter.write_line(SQLITE_COPIES.line("sqlite"))
     for stats in POSTGIS_COPIES:
         terminalreporter.write_line(stats.line("postgis"))
+    for backend, stats in WORKER_COPIES.items():
+        if stats.made:
+            terminalreporter.write_line(stats.line(backend))
 
 
 @pytest.fixture(scope="session")

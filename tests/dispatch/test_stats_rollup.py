@@ -39,6 +39,7 @@ def _scopes(g3: str) -> list[Scope]:
         Scope(),
         Scope(area_code=T1),
         Scope(area_code=g3[:12]),
+        Scope(area_code=g3),  # finer than the rollup keeps per department: read live
         Scope(department_code="CGJ"),
         Scope(department_code="ZJJ"),
     ]
@@ -89,6 +90,21 @@ def _department_week(api: Api, code: str, query: str = PERIOD) -> dict[str, Any]
     return {k: v for k, v in item.items() if k not in ("department_code", "department_name")}
 
 
+def _projections(rows: list[StatsDaily]) -> dict[str, list[StatsDaily]]:
+    """A day's rollup rows by projection, each checked to have its key's shape."""
+    out: dict[str, list[StatsDaily]] = {"by_village": [], "by_grid": [], "by_department": []}
+    for row in rows:
+        if row.department_code == stats.ALL_DEPARTMENTS:
+            assert len(row.area_code) == stats.GRID_DIGITS
+            out["by_grid"].append(row)
+        elif row.area_code == stats.ALL_AREAS:
+            out["by_department"].append(row)
+        else:
+            assert len(row.area_code) == stats.VILLAGE_DIGITS
+            out["by_village"].append(row)
+    return out
+
+
 @pytest.fixture
 def week(api: Api, demo_points: Any, demo_grid_codes: list[str]) -> str:
     g3 = next(g for g in demo_grid_codes if g.startswith(T1) and not g.startswith(V1))
@@ -108,11 +124,20 @@ def test_rollup_gives_the_live_figures_of_the_hand_built_week(api: Api, week: st
     assert _state(api).lease_token is None
     with Session(api.engine) as session:
         daily = session.execute(select(StatsDaily)).scalars().all()
-    # One row per day, department and grid with something to count: Tuesday to Friday (A to
-    # E), Monday 30 (visits, F) and 1 December (F's closure); nothing at the weekend.
+    # Rows for the days with something to count: Tuesday to Friday (A to E), Monday 30
+    # (visits, F) and 1 December (F's closure); nothing at the weekend. Each day's rows are
+    # three projections of the same counts: per department and village, per grid, per
+    # department.
     assert result.rows == len(daily)
     days = {date(2026, 11, d) for d in (24, 25, 26, 27, 30)} | {date(2026, 12, 1)}
     assert {row.day for row in daily} == days
+    for day in days:
+        totals = {
+            kind: [sum(getattr(r, name) for r in rows) for name in stats.COUNT_FIELDS]
+            for kind, rows in _projections([r for r in daily if r.day == day]).items()
+        }
+        assert totals["by_village"] == totals["by_grid"] == totals["by_department"], day
+        assert totals["by_grid"][0] + totals["by_grid"][1] > 0, day  # received or closed
     periods = _periods(
         ("2026-11-26", "2026-11-26"),  # one rolled day
         ("2026-11-24", "2026-11-30"),  # the week
@@ -130,7 +155,7 @@ def test_rollup_gives_the_live_figures_of_the_hand_built_week(api: Api, week: st
             .where(
                 DAILY.c.day == date(2026, 11, 24),
                 DAILY.c.department_code == "CGJ",
-                DAILY.c.grid_code == G1,
+                DAILY.c.area_code == stats.ALL_AREAS,
             )
             .values(received=DAILY.c.received + 100)
         )

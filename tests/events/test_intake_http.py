@@ -5,7 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import select, text
+from sqlmodel import Session, col
 
+from dispatch.models import Case
 from grid.coords import wgs84_to_gcj02
 from tests.conftest import Api
 from tests.events.reports import counts, report_body
@@ -316,3 +319,22 @@ def test_control_characters_are_cleaned_or_refused(api: Api, demo_points: Any) -
     assert bad.status_code == 422
     assert bad.json()["error"] == "validation_error"
     assert counts(api) == before
+
+
+def test_stored_location_is_the_point_of_the_stored_lng_lat(api: Api, demo_points: Any) -> None:
+    """On PostGIS the INSERT makes the point from the row's lng/lat (no EWKB in Python): the
+    stored geometry must be exactly that point, with its SRID, and lie in the case's grid."""
+    res = api.post(WORKER, "/v1/reports", report_body(demo_points, grid=GRID))
+    assert res.status_code == 201
+    with Session(api.engine) as session:
+        case = session.execute(select(Case).where(col(Case.id) == res.json()["id"])).scalar_one()
+        assert (case.location.x, case.location.y) == (case.lng, case.lat)
+        if api.engine.dialect.name == "postgresql":
+            srid, inside = session.execute(
+                text(
+                    "SELECT ST_SRID(c.location), ST_Contains(a.geom, c.location) FROM gg_case c"
+                    " JOIN area a ON a.code = c.grid_code WHERE c.id = :id"
+                ),
+                {"id": case.id},
+            ).one()
+            assert (srid, inside) == (4326, True)
