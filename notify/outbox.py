@@ -2,10 +2,10 @@
 
 `install()` adds a hook to `dispatch.changes` that runs just before the commit, before the history
 rows are linked (so not while the audit head is locked; see `dispatch.changes`): it reads the
-active subscriptions,
-routes each event (`routes_to`) and writes one `OutboxEvent` plus a `OutboxDelivery` per
-subscription. A rolled-back change leaves nothing behind; a committed one cannot lose its
-deliveries. The network is never touched here (see `notify.delivery`).
+active subscriptions, routes each event (`routes_to`) and writes one `OutboxEvent` plus an
+`OutboxDelivery` per subscription (a commit with many events, a sweep's batch, in three
+statements on PostgreSQL). A rolled-back change leaves nothing behind; a committed one cannot
+lose its deliveries. The network is never touched here (see `notify.delivery`).
 """
 
 from __future__ import annotations
