@@ -47,23 +47,11 @@ def thresholds(
     unit: TimeUnit,
     calendar: WorkCalendar,
     ladder: Sequence[EscalationStep],
-) -> list[tuple[datetime, WarningLevel, int]]:
+) -> Iterator[tuple[datetime, WarningLevel, int]]:
     """Every SLA instant of a case in time order, with the state it leads to. A rung at the
     deadline is the red card's own instant (red and that level at once); later rungs are
-    counted in the limit's own kind of time."""
-    return list(_thresholds(warn_at, due_at, amount, unit, calendar, ladder))
-
-
-def _thresholds(
-    warn_at: datetime,
-    due_at: datetime,
-    amount: float,
-    unit: TimeUnit,
-    calendar: WorkCalendar,
-    ladder: Sequence[EscalationStep],
-) -> Iterator[tuple[datetime, WarningLevel, int]]:
-    """`thresholds`, each rung's instant counted only when asked for: `evaluate` stops at the
-    first one still ahead (a calendar addition is most of a sweep's rule time)."""
+    counted in the limit's own kind of time, each only when asked for (`evaluate` stops at the
+    first one still ahead: a calendar addition is most of a sweep's rule time)."""
     yield warn_at, WarningLevel.YELLOW, 0
     at_due = next((step.level for step in ladder if step.past_due == 0), 0)
     yield due_at, WarningLevel.RED, at_due
@@ -84,7 +72,10 @@ def evaluate(
 ) -> SlaState:
     """The SLA state at `now` and when it next changes."""
     state = SlaState(WarningLevel.NONE, 0, None)
-    for at, level, escalation in _thresholds(warn_at, due_at, amount, unit, calendar, ladder):
+    steps = thresholds(
+        warn_at=warn_at, due_at=due_at, amount=amount, unit=unit, calendar=calendar, ladder=ladder
+    )
+    for at, level, escalation in steps:
         if at <= now:
             state = SlaState(level, escalation, None)
         else:

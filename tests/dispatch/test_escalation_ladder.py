@@ -112,13 +112,15 @@ def test_each_urgency_climbs_its_own_ladder_in_the_limits_kind_of_time(
 ) -> None:
     """4 working hours from Tuesday 09:00: due 15:00; +0.5 of the limit is 17:00, +1.0 is
     Wednesday 10:00 (2.5 h on Tuesday, 1.5 h on Wednesday)."""
-    steps = thresholds(
-        warn_at=local(TUESDAY, 14, 12),
-        due_at=local(TUESDAY, 15),
-        amount=4,
-        unit=TimeUnit.WORKING_HOURS,
-        calendar=WorkCalendar(parse_office_hours("08:30-12:00,14:00-17:30")),
-        ladder=load_default_catalogue().escalation.for_urgency(urgency),
+    steps = list(
+        thresholds(
+            warn_at=local(TUESDAY, 14, 12),
+            due_at=local(TUESDAY, 15),
+            amount=4,
+            unit=TimeUnit.WORKING_HOURS,
+            calendar=WorkCalendar(parse_office_hours("08:30-12:00,14:00-17:30")),
+            ladder=load_default_catalogue().escalation.for_urgency(urgency),
+        )
     )
     assert steps[0] == (local(TUESDAY, 14, 12), WarningLevel.YELLOW, 0)
     assert [(at, level) for at, card, level in steps[1:] if card is WarningLevel.RED] == expected

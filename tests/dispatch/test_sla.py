@@ -96,13 +96,15 @@ class Limit:
 
     def thresholds(self, every: float = EVERY) -> list[tuple[datetime, WarningLevel, int]]:
         warn_at, due_at = self.deadlines()
-        return thresholds(
-            warn_at=warn_at,
-            due_at=due_at,
-            amount=self.amount,
-            unit=self.unit,
-            calendar=CALENDAR,
-            ladder=ladder_every(every),
+        return list(
+            thresholds(
+                warn_at=warn_at,
+                due_at=due_at,
+                amount=self.amount,
+                unit=self.unit,
+                calendar=CALENDAR,
+                ladder=ladder_every(every),
+            )
         )
 
 
