@@ -23,7 +23,20 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.deps import request_language
 from app.metrics import install_metrics
 from app.openapi import document_errors
-from app.routes import auth, calendar, cases, grids, reports, stats, taxonomy, webhooks
+from app.routes import (
+    attachments,
+    auth,
+    calendar,
+    cases,
+    grids,
+    open311,
+    reports,
+    stats,
+    taxonomy,
+    webhooks,
+    wechat,
+    worker,
+)
 from app.runtime import build_runtime
 from app.secret import require_secret_key
 from core.clock import Clock, utcnow
@@ -75,12 +88,21 @@ def error_response(
 
 
 class BodyLimitMiddleware:
-    """Refuse bodies over the limit (413) and non-JSON bodies on JSON endpoints (415)."""
+    """Refuse bodies over the limit (413) and non-JSON bodies on JSON endpoints (415).
+    `path_limits` gives some paths their own limit (uploads)."""
 
-    def __init__(self, app: ASGIApp, *, max_bytes: int, form_paths: frozenset[str]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        form_paths: frozenset[str],
+        path_limits: dict[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.form_paths = form_paths
+        self.path_limits = path_limits or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -89,8 +111,9 @@ class BodyLimitMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         length = headers.get("content-length")
         lang = pick_language(headers.get("accept-language"))
-        too_large = PayloadTooLarge(limit=self.max_bytes)
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+        max_bytes = self.path_limits.get(scope["path"], self.max_bytes)
+        too_large = PayloadTooLarge(limit=max_bytes)
+        if length is not None and (not length.isdigit() or int(length) > max_bytes):
             await _send_error(send, too_large, lang)
             return
         path: str = scope["path"]
@@ -106,7 +129,7 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     raise _TooLarge
             return message
 
@@ -215,7 +238,8 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        form_paths=frozenset({"/v1/auth/token"}),
+        form_paths=frozenset({"/v1/auth/token", "/v1/attachments"}),
+        path_limits={"/v1/attachments": attachments.upload_limit(settings.attachment_max_bytes)},
     )
     # Last middleware added, so outermost: it times and counts every answer, 413s included.
     install_metrics(app, metrics=runtime.metrics, settings=settings)
@@ -267,6 +291,10 @@ def create_app(
         taxonomy.router,
         stats.router,
         webhooks.router,
+        attachments.router,
+        worker.router,
+        wechat.router,
+        open311.router,
     ):
         app.include_router(router)
     return app

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.contention import Turns
 from app.metrics import Metrics
 from app.revocation import AuthWatch
+from channels.wechat import api as wechat_api
+from channels.wechat import push as wechat_push
+from channels.wechat.api import WechatApi
 from core.clock import Clock, utcnow
 from core.revisioned import RevisionedCache
 from core.security import Actor
 from core.settings import Settings
+from dispatch.duplicates import DuplicateRules, parse_rules
 from dispatch.service import CalendarProvider, Policy
 from events.service import IntakeContext
 from grid.index import GridIndex
@@ -24,8 +31,12 @@ from grid.service import grid_resolver
 from notify import outbox
 from taxonomy.service import Taxonomy, taxonomy_holder
 
+log = logging.getLogger("gridgov.runtime")
+
 # Every process of the service writes the outbox with each case change (notify/outbox.py).
 outbox.install()
+# ...and routes and sends the residents' WeChat pushes through it (channels/wechat/push.py).
+wechat_push.install()
 
 
 class ActorCache:
@@ -85,6 +96,10 @@ class Runtime:
     clock: Clock = field(default=utcnow)
     # Actions on one case take turns here, in the event loop (see app/contention.py).
     case_turns: Turns = field(default_factory=Turns)
+    # 并单 candidates' radius and window per category (defaults + GRIDGOV_DUPLICATE_RULES).
+    duplicates: DuplicateRules = field(default_factory=DuplicateRules)
+    # The WeChat API (access token shared through the database); None: not configured.
+    wechat: WechatApi | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -97,10 +112,25 @@ class Runtime:
             policy=self.policy,
             tolerance_m=self.settings.grid_tolerance_m,
             max_description_chars=self.settings.max_description_chars,
+            duplicates=self.duplicates,
         )
 
 
 def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) -> Runtime:
+    wechat = wechat_api.api_from(settings, engine, clock=clock)
+    pusher = (
+        wechat_push.Pusher(
+            api=wechat, template_id=settings.wechat_template_id, tz=ZoneInfo(settings.timezone)
+        )
+        if wechat is not None and settings.wechat_template_id
+        else None
+    )
+    wechat_push.configure(engine, pusher)
+    if pusher is not None:
+        try:
+            wechat_push.ensure_subscription(engine, now=clock())
+        except SQLAlchemyError as exc:  # database not there yet: the next process start makes it
+            log.warning("the WeChat push subscription is not there yet: %s", exc)
     actors = ActorCache(settings.auth_cache_seconds)
     outbox.configure(engine, refresh_seconds=settings.grid_refresh_seconds)
     taxonomy = taxonomy_holder(engine, refresh_seconds=settings.grid_refresh_seconds)
@@ -130,4 +160,8 @@ def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) 
         ),
         metrics=Metrics(engine, clock),
         clock=clock,
+        duplicates=DuplicateRules(
+            parse_rules(settings.duplicate_rules), settings.duplicate_max_candidates
+        ),
+        wechat=wechat,
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -14,10 +15,13 @@ import httpx
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from app.runtime import Runtime
-from core.db import database_trouble
+from channels.wechat import media as wechat_media
+from channels.wechat import service as wechat_service
+from core.db import database_trouble, session_scope
 from core.errors import GridgovError
 from dispatch.stats_rollup import refresh as refresh_stats
 from dispatch.tasks import run_sweep
+from media import service as media_service
 from notify.delivery import Breaker, drain, make_client
 from notify.webhooks import policy_from
 
@@ -84,6 +88,76 @@ def stats_job(runtime: Runtime) -> None:
             log.info("stats rollup: %s", result.as_json())
 
 
+def attachments_job(runtime: Runtime) -> None:
+    """Remove uploads never used by a case, and unused files (one process per interval: the
+    others find the run claimed and skip)."""
+    settings = runtime.settings
+    try:
+        result = media_service.prune(
+            runtime.engine,
+            now=runtime.now(),
+            older_than=timedelta(hours=settings.attachment_orphan_hours),
+            storage=media_service.storage_of(settings),
+            every=timedelta(seconds=settings.attachment_prune_interval_seconds),
+        )
+    except Exception as exc:  # the next tick retries
+        trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
+        if trouble is None:
+            log.exception("attachment sweep failed")
+        else:
+            log.warning(
+                "attachment sweep skipped (%s: %s); the next tick retries", trouble.code, exc
+            )
+    else:
+        if result.rows or result.files:
+            log.info("attachment sweep: %s", result.as_json())
+
+
+def wechat_media_job(runtime: Runtime) -> None:
+    """Fetch the residents' photos that are due (claimed rows: several processes never fetch
+    one twice; channels/wechat/media.py)."""
+    api = runtime.wechat
+    if api is None:
+        return
+    settings = runtime.settings
+    try:
+        totals = wechat_media.drain(
+            runtime.engine,
+            api=api,
+            storage=media_service.storage_of(settings),
+            limits=media_service.limits_of(settings),
+            clock=runtime.now,
+            policy=wechat_media.MediaPolicy(
+                retry_base_seconds=settings.wechat_media_retry_base_seconds
+            ),
+        )
+    except Exception as exc:  # the next tick retries; the claims of this one expire
+        trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
+        if trouble is None:
+            log.exception("wechat media fetch failed")
+        else:
+            log.warning("wechat media skipped (%s: %s); the next tick retries", trouble.code, exc)
+    else:
+        if totals["claimed"]:
+            log.info("wechat media: %s", totals)
+
+
+def wechat_messages_job(runtime: Runtime) -> None:
+    """Forget WeChat messages handled over a day ago (their dedupe keys and stored replies)."""
+    try:
+        with session_scope(runtime.engine) as session:
+            removed = wechat_service.prune_messages(session, now=runtime.now())
+    except Exception as exc:  # the next tick retries
+        trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
+        if trouble is None:
+            log.exception("wechat message pruning failed")
+        else:
+            log.warning("wechat message pruning skipped (%s); the next tick retries", trouble.code)
+    else:
+        if removed:
+            log.info("wechat messages pruned: %d", removed)
+
+
 def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     settings = runtime.settings
@@ -100,7 +174,14 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
             ],
         ),
         ("stats_rollup", stats_job, settings.stats_refresh_seconds, [runtime]),
+        ("attachments", attachments_job, settings.attachment_prune_interval_seconds, [runtime]),
     ]
+    if runtime.wechat is not None:
+        jobs.append(
+            ("wechat_media", wechat_media_job, settings.wechat_media_interval_seconds, [runtime])
+        )
+    if settings.wechat_token:
+        jobs.append(("wechat_messages", wechat_messages_job, 3600.0, [runtime]))
     for job_id, func, seconds, args in jobs:
         # One run at a time per process; a late tick is merged into the next, not queued.
         scheduler.add_job(

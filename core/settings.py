@@ -68,7 +68,8 @@ class Settings(BaseSettings):
     office_hours: str = "08:30-12:00,14:00-17:30"
     timezone: str = "Asia/Shanghai"
     sweep_interval_seconds: int = Field(default=60, ge=1)
-    sweep_batch: int = Field(default=500, ge=1)
+    # Cases per sweep transaction (its rows locked that long: ~0.2 s for 1,000 on PostGIS).
+    sweep_batch: int = Field(default=1000, ge=1)
     # How often the scheduler inside `serve` brings the 考核 rollup up to date (stats_daily):
     # the longest a late change to an already rolled day waits to show in the figures.
     stats_refresh_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
@@ -81,7 +82,27 @@ class Settings(BaseSettings):
     accept_limit_working_hours: float = Field(default=2.0, gt=0.0, le=1000.0)
     verify_limit_working_hours: float = Field(default=8.0, gt=0.0, le=1000.0)
     max_description_chars: int = Field(default=2000, ge=1)
+    # 并单 candidates at intake: per-category overrides of the built-in radius and window
+    # (dispatch/duplicates.py), e.g. "05=200m/2d,16=800m/12h"; at most this many per case
+    # (0: none are looked for).
+    duplicate_rules: str = Field(
+        default="", pattern=r"^\s*(\d{2}=\d+(\.\d+)?m/\d+[hd]\s*(,\s*|$))*$"
+    )
+    duplicate_max_candidates: int = Field(default=10, ge=0, le=50)
     max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    # Attachments (photos): files under this directory, named by their sha256 (default: an
+    # `attachments` directory beside the SQLite file, else in the working directory).
+    attachment_dir: str | None = None
+    # An upload over this many bytes is refused (413): the body is counted as it arrives.
+    attachment_max_bytes: int = Field(default=10 * 1024 * 1024, ge=1024, le=200 * 1024 * 1024)
+    # An image whose header claims more pixels (width × height) is refused before decoding.
+    attachment_max_pixels: int = Field(default=40_000_000, ge=10_000, le=500_000_000)
+    # Longest side of the thumbnail (`GET /v1/attachments/{id}?size=thumb`), in pixels.
+    attachment_thumb_px: int = Field(default=320, ge=32, le=2048)
+    # An upload no case uses after this many hours is removed (row and, if unused, file), by a
+    # scheduler job run this often (one process at a time) or `gridgov attachments prune`.
+    attachment_orphan_hours: float = Field(default=24.0, gt=0.0, le=24 * 365.0)
+    attachment_prune_interval_seconds: float = Field(default=3600.0, ge=1.0, le=7 * 86400.0)
     # Webhook deliveries (the outbox): a failed POST is retried first after this many seconds,
     # then after twice as long each time (with up to 25 % jitter), at most an hour apart.
     outbox_retry_base_seconds: float = Field(default=10.0, gt=0.0, le=3600.0)
@@ -100,6 +121,36 @@ class Settings(BaseSettings):
     metrics_enabled: bool = True
     # When set, `/metrics` answers only to `Authorization: Bearer <token>` (else 401).
     metrics_token: str | None = None
+    # WeChat official account (channels/wechat). Inbound: the URL token, the EncodingAESKey
+    # (and the previous one, during a rotation). Outbound: appid + secret get the access token
+    # from the API at `wechat_api_base` (tests point it at a fake server).
+    wechat_token: str | None = None
+    wechat_appid: str | None = None
+    wechat_aes_key: str | None = None
+    wechat_aes_key_previous: str | None = None
+    wechat_app_secret: str | None = None
+    wechat_api_base: str = "https://api.weixin.qq.com"
+    # The template message of status pushes (its fields: case_no, status, time, remark); unset:
+    # no pushes (the outbox routes nothing to the `wechat` subscription).
+    wechat_template_id: str | None = None
+    # The access token is refreshed this long before WeChat says it expires.
+    wechat_token_refresh_ahead_seconds: float = Field(default=300.0, ge=0.0, le=3600.0)
+    # Longest wait for an answer of the WeChat API (connect and read).
+    wechat_api_timeout_seconds: float = Field(default=10.0, gt=0.0, le=120.0)
+    # Residents' photos: how often the scheduler fetches queued media, and the first retry
+    # after this (then doubling, at most an hour apart, until WeChat's 3-day expiry).
+    wechat_media_interval_seconds: float = Field(default=5.0, gt=0.0, le=3600.0)
+    wechat_media_retry_base_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
+    # Inbound (`/wechat`): a request whose `timestamp` is further than this from now is refused
+    # (replays); bodies over this size are refused (a message is a few hundred bytes).
+    wechat_timestamp_window_seconds: int = Field(default=300, ge=1, le=86400)
+    wechat_max_body_bytes: int = Field(default=65536, ge=1024, le=1_000_000)
+    # Cases one resident may file through WeChat per local day (GRIDGOV_TIMEZONE).
+    wechat_daily_report_limit: int = Field(default=5, ge=1, le=1000)
+    # A resident's unfinished report is forgotten after this long without a message; photos
+    # sent this soon after a report was filed are added to its case.
+    wechat_draft_expiry_seconds: int = Field(default=7200, ge=60)
+    wechat_photo_window_seconds: int = Field(default=600, ge=0)
 
 
 @lru_cache

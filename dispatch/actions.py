@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session
 
 from core.clock import utcnow
 from core.errors import (
+    AttachmentsNotAccepted,
     BelowEscalationLevel,
     CaseNotFound,
     GridgovError,
@@ -37,6 +39,8 @@ from dispatch.models import Case, CaseStatus
 from dispatch.names import STATUS_LABELS
 from dispatch.policy import Policy
 from dispatch.workflow import Action, Party, may_act
+from media import service as media_service
+from media.service import Purpose
 from taxonomy.catalogue import Catalogue
 
 S = CaseStatus
@@ -57,6 +61,8 @@ class Transition:
     needs: frozenset[str] = frozenset()
     # A further rule on the actor and the case, beyond party and place: the error refusing it.
     check: Callable[[Case, Actor, datetime], GridgovError | None] | None = None
+    # Takes the actor's photos (`attachment_ids`), linked to the case for this purpose.
+    attachments: Purpose | None = None
 
     def target_of(self, case: Case, params: ActionParams) -> CaseStatus | None:
         if self.target is None or isinstance(self.target, CaseStatus):
@@ -159,6 +165,7 @@ TRANSITIONS: dict[Action, Transition] = {
         needs=frozenset({"note"}),
         effect=effects.resolve,
         event=E.RESOLVED,
+        attachments=Purpose.RESOLVE,
     ),
     Action.VERIFY: Transition(
         sources=_from(S.RESOLVED),
@@ -167,6 +174,7 @@ TRANSITIONS: dict[Action, Transition] = {
         needs=frozenset({"passed"}),
         effect=effects.verify,
         event=E.VERIFIED,
+        attachments=Purpose.VERIFY,
     ),
     Action.CLOSE: Transition(
         sources=_from(S.VERIFIED),
@@ -271,6 +279,15 @@ def available_actions(case: Case, actor: Actor, now: datetime | None = None) -> 
     ]
 
 
+def _uploads_of(actor: Actor) -> dict[str, Any]:
+    """The owner an account's uploads are checked against (media.service: by account)."""
+    return {
+        "channel": media_service.ACCOUNT_CHANNEL,
+        "identity": str(actor.id),
+        "user_id": actor.id,
+    }
+
+
 def _given(params: ActionParams, name: str, reason: str | None, note: str | None) -> bool:
     if name == "reason":
         return reason is not None
@@ -322,6 +339,11 @@ def act(
     for name in FIELD_ERRORS:  # in this order: reason, note, then the action's own
         if name in transition.needs and not _given(params, name, reason, note):
             raise FIELD_ERRORS[name](action, case)
+    attachment_ids = list(dict.fromkeys(params.attachment_ids))
+    if attachment_ids:
+        if transition.attachments is None:
+            raise AttachmentsNotAccepted(action=action.value)
+        media_service.check(session, attachment_ids, **_uploads_of(actor))
 
     step = Step(
         session, case, params, actor, now, policy, calendars, catalogue, grid_exists, reason, note
@@ -338,6 +360,17 @@ def act(
         set_deadlines(case, calendar=calendar, policy=policy)
     if note and "note" not in step.data:
         step.data["note"] = note
+    if attachment_ids and transition.attachments is not None:
+        assert case.id is not None
+        media_service.link(
+            session,
+            attachment_ids,
+            case_id=case.id,
+            purpose=transition.attachments,
+            now=now,
+            **_uploads_of(actor),
+        )
+        step.data["attachment_ids"] = attachment_ids  # in the history row: the audit chain
     case.updated_at = now
     # The consequences on the clock are worked out before the action's entry, so that it (and
     # every entry after it) carries the case's final state; they are logged after it, by the

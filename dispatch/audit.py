@@ -122,7 +122,11 @@ def _hmac(key: str, content: str) -> str:
 
 
 def _instant(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat(timespec="microseconds")
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:  # as read from the database it is UTC already
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def _canonical_field(name: str, value: Any) -> Any:

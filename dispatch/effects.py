@@ -21,7 +21,7 @@ from core.errors import (
     UnknownGrid,
 )
 from core.security import Actor
-from dispatch.cases import require_department, routing_for
+from dispatch.cases import require_department, routing_for, visibility
 from dispatch.changes import change
 from dispatch.clock import CalendarProvider, restart_clock
 from dispatch.models import Case, CaseStatus
@@ -48,6 +48,8 @@ class ActionParams:
     hours: int | None = None
     satisfaction: str | None = None
     category_code: str | None = None
+    # resolve / verify: the actor's uploaded photos (media.service), linked to the case.
+    attachment_ids: tuple[str, ...] = ()
 
 
 @dataclass
@@ -214,9 +216,12 @@ def merge(step: Step) -> None:
     case, into = step.case, step.params.into_case_id
     if into == case.id:
         raise InvalidMerge()
-    target: Case | None = step.session.execute(
-        select(Case).where(col(Case.id) == into).with_for_update()
-    ).scalar()
+    # Only into a case the centre may see: a 镇街 centre cannot merge into another town's case.
+    query = select(Case).where(col(Case.id) == into)
+    scope = visibility(step.actor)
+    if scope is not None:
+        query = query.where(scope)
+    target: Case | None = step.session.execute(query.with_for_update()).scalar()
     if target is None:
         raise CaseNotFound(case=str(into))
     if CaseStatus(target.status) in MERGE_REFUSED:

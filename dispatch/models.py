@@ -73,6 +73,8 @@ class Case(SQLModel, table=True):
         Index("ix_gg_case_status_id", "status", "id"),
         Index("ix_gg_case_location", "location", postgresql_using="gist"),
         Index("ix_gg_case_closed_at", "closed_at"),
+        # 并单 candidates at intake: one category, a latitude band, then longitude (duplicates).
+        Index("ix_gg_case_category_lat_lng", "category_code", "lat", "lng"),
     )
     # Optimistic lock: an UPDATE that finds another version fails (two dispatchers at once).
     __mapper_args__ = {"version_id_col": _VERSION}  # noqa: RUF012
@@ -160,6 +162,22 @@ class CaseDue(SQLModel, table=True):
         sa_column=Column(ForeignKey("gg_case.id", ondelete="CASCADE"), primary_key=True)
     )
     next_check_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class DuplicateCandidate(SQLModel, table=True):
+    """并单 candidate: an open case of the same category near a new case when it came in
+    (found once at intake, nearest first; see dispatch.duplicates)."""
+
+    __tablename__ = "duplicate_candidate"
+
+    case_id: int = Field(
+        sa_column=Column(ForeignKey("gg_case.id", ondelete="CASCADE"), primary_key=True)
+    )
+    candidate_case_id: int = Field(
+        sa_column=Column(ForeignKey("gg_case.id", ondelete="CASCADE"), primary_key=True, index=True)
+    )
+    distance_m: float
+    found_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
 
 class CaseHistory(SQLModel, table=True):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
@@ -13,6 +13,7 @@ from core.models import Role
 from core.privacy import PiiKind
 from core.security import Actor, mask_name
 from core.text import CleanText, Identifier
+from dispatch import duplicates
 from dispatch.actions import available_actions
 from dispatch.clock import CalendarProvider
 from dispatch.models import Case, CaseHistory
@@ -46,6 +47,52 @@ class StageOut(BaseModel):
     warning_level: str
     remaining_working_hours: float | None = Field(
         description="working hours left until due_at (negative: past due)"
+    )
+
+
+class DuplicateCandidateOut(BaseModel):
+    """并单 candidate: an open case of the same category near this one when it came in."""
+
+    case_id: int
+    case_no: str
+    distance_m: float
+    status: str
+    reported_at: datetime
+
+
+class MergedIntoOut(BaseModel):
+    id: int
+    case_no: str
+
+
+class CaseAttachmentOut(BaseModel):
+    """A photo the case uses: `GET /v1/attachments/{id}` (`?size=thumb`) serves it."""
+
+    id: str
+    purpose: Literal["report", "resolve", "verify"] = Field(
+        description="report: the reporter's; resolve: the unit's after-photo; verify: the check"
+    )
+    content_type: str
+    width: int
+    height: int
+
+
+class DuplicatesOut(BaseModel):
+    items: list[DuplicateCandidateOut] = Field(
+        description="cases this one could be merged into (its candidates), nearest first"
+    )
+    later: list[DuplicateCandidateOut] = Field(
+        description="cases reported later that named this one and may still be merged into it"
+    )
+
+
+def candidate_out(c: duplicates.Candidate) -> DuplicateCandidateOut:
+    return DuplicateCandidateOut(
+        case_id=c.case_id,
+        case_no=c.case_no,
+        distance_m=c.distance_m,
+        status=c.status,
+        reported_at=c.reported_at,
     )
 
 
@@ -88,6 +135,17 @@ class CaseOut(BaseModel):
     return_count: int
     redo_count: int
     merged_into_id: int | None
+    merged_into: MergedIntoOut | None = Field(
+        default=None, description="并单: the case this one was merged into (it lives on there)"
+    )
+    duplicate_candidates: list[DuplicateCandidateOut] = Field(
+        default_factory=list,
+        description="并单 candidates found at intake that could still take this case, nearest "
+        "first (command centres only; cases outside a scoped centre's area are left out)",
+    )
+    attachments: list[CaseAttachmentOut] = Field(
+        default_factory=list, description="the case's photos, in the order they were added"
+    )
     reported_at: datetime
     occurred_at: datetime | None
     registered_at: datetime | None
@@ -115,6 +173,8 @@ def case_out(
     history: list[CaseHistory] | None = None,
     now: datetime | None = None,
     calendars: CalendarProvider | None = None,
+    related: duplicates.Related | None = None,
+    attachments: Mapping[int, list[dict[str, Any]]] | None = None,
 ) -> CaseOut:
     """A case as this viewer may see it: outside the centre, actor names are masked and so are
     phone and ID-card numbers in the description, reasons and data (see `core.privacy`)."""
@@ -157,6 +217,17 @@ def case_out(
         return_count=case.return_count,
         redo_count=case.redo_count,
         merged_into_id=case.merged_into_id,
+        merged_into=None
+        if related is None or case.merged_into_id is None
+        else MergedIntoOut(
+            id=case.merged_into_id, case_no=related.merged_into_nos.get(case.merged_into_id, "")
+        ),
+        duplicate_candidates=[]
+        if related is None
+        else [candidate_out(c) for c in related.candidates.get(case.id, ())],
+        attachments=[]
+        if attachments is None
+        else [CaseAttachmentOut(**a) for a in attachments.get(case.id, ())],
         reported_at=case.reported_at,
         occurred_at=case.occurred_at,
         registered_at=case.registered_at,
@@ -240,6 +311,11 @@ class ActionIn(BaseModel):
         default=None, max_length=2, description="recategorize: the category (optional check)"
     )
     into_case_id: int | None = Field(default=None, ge=1, le=MAX_ID)
+    attachment_ids: list[Annotated[Identifier, Field(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=20,
+        description="resolve / verify: ids of the photos uploaded (POST /v1/attachments)",
+    )
     expected_version: int | None = Field(
         default=None,
         ge=0,

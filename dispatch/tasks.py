@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 from core.db import session_scope
+from core.heap import collector_paused
 from core.security import SYSTEM_ACTOR
 from dispatch import service as dispatch_service
 
@@ -20,13 +21,14 @@ def run_sweep(
     now: datetime,
     calendars: dispatch_service.CalendarProvider,
     policy: dispatch_service.Policy,
-    batch: int = 500,
+    batch: int = 1000,
     max_batches: int = 1000,
 ) -> dict[str, int]:
     """Sweep every case whose next SLA instant has come; safe to run from several processes."""
     totals = dict.fromkeys(dispatch_service.SWEEP_COUNTS, 0)
     for _ in range(max_batches):
-        with session_scope(engine) as session:
+        # The collector paused for the batch: see core.heap.
+        with collector_paused(), session_scope(engine) as session:
             counts = dispatch_service.sweep(
                 session,
                 now=now,

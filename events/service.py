@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import TextClause, bindparam, select, text
@@ -17,19 +17,20 @@ from core.errors import (
     GridgovError,
     InvalidOccurredAt,
     InvalidReporter,
-    UnknownAttachment,
     UnknownCategory,
     UnknownSubcategory,
 )
 from core.models import Role
 from core.security import Actor, Outsider, Party
 from core.text import displayable, no_controls
+from dispatch import duplicates as dispatch_duplicates
 from dispatch import service as dispatch_service
 from dispatch.models import Case, Channel
 from events.models import Report
 from events.schemas import ReportIn
 from grid import service as grid_service
 from grid.index import GridIndex
+from media import service as media_service
 from taxonomy import service as taxonomy_service
 from taxonomy.service import Taxonomy
 
@@ -44,6 +45,10 @@ class IntakeContext:
     policy: dispatch_service.Policy
     tolerance_m: float
     max_description_chars: int
+    # 并单 candidates: radius and window per category (dispatch.duplicates).
+    duplicates: dispatch_duplicates.DuplicateRules = field(
+        default_factory=dispatch_duplicates.DuplicateRules
+    )
 
 
 def payload_hash(report: ReportIn) -> str:
@@ -216,8 +221,6 @@ def prepare(report: ReportIn, *, reporter: Reporter, now: datetime, ctx: IntakeC
     """Every check and computation of intake that needs no database (stable error codes)."""
     point = grid_service.check_point(report.lat, report.lng, report.crs)
     description = check_description(report.description, max_chars=ctx.max_description_chars)
-    if report.attachment_ids:
-        raise UnknownAttachment(ids=", ".join(report.attachment_ids[:5]))
     occurred_at = report.occurred_at
     if occurred_at is not None:
         if occurred_at.tzinfo is None:
@@ -268,6 +271,14 @@ def intake(
     key = _key(reporter, report)
     try:
         prepared = prepare(report, reporter=reporter, now=now, ctx=ctx)
+        # The photos: the reporter's own uploads (`unknown_attachment` before any write).
+        media_service.check(
+            session,
+            report.attachment_ids,
+            channel=reporter.channel.value,
+            identity=reporter.identity,
+            user_id=reporter.user_id,
+        )
     except GridgovError:
         found = _existing(session, key)
         if found is not None:
@@ -290,5 +301,16 @@ def intake(
         calendars=ctx.calendars,
         policy=ctx.policy,
         case_id=int(claimed),
+    )
+    dispatch_duplicates.record(session, case, now=now, rules=ctx.duplicates)
+    media_service.link(
+        session,
+        report.attachment_ids,
+        case_id=int(claimed),
+        purpose=media_service.Purpose.REPORT,
+        channel=reporter.channel.value,
+        identity=reporter.identity,
+        user_id=reporter.user_id,
+        now=now,
     )
     return case, True

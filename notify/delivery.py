@@ -32,7 +32,13 @@ from core.security import SYSTEM_ACTOR, Actor
 from dispatch.models import Case
 from dispatch.names import case_names
 from dispatch.schemas import case_out
-from notify.models import DeliveryStatus, OutboxDelivery, OutboxEvent, WebhookSubscription
+from notify.models import (
+    DeliveryStatus,
+    OutboxDelivery,
+    OutboxEvent,
+    SubscriptionKind,
+    WebhookSubscription,
+)
 from notify.outbox import DATETIME_FIELDS
 from taxonomy.catalogue import Catalogue
 
@@ -61,6 +67,7 @@ class Claimed:
     attempts: int
     retry_until: datetime
     token: str
+    kind: str = SubscriptionKind.WEBHOOK
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,31 @@ class Outcome:
     ok: bool
     status_code: int | None
     error: str | None
+
+
+# How a delivery of another kind than `webhook` is sent (e.g. WeChat template messages):
+# (engine, the claimed delivery, now) → its outcome; registered by the app, since notify
+# imports no channel. It runs with no transaction open, like a webhook POST.
+Sender = Callable[[Any, Claimed, datetime], Outcome]
+_SENDERS: dict[str, Sender] = {}
+
+
+def register_sender(kind: str, sender: Sender) -> None:
+    _SENDERS[kind] = sender
+
+
+def _send(engine: Any, client: httpx.Client, item: Claimed, *, now: datetime) -> Outcome:
+    """A webhook's POST, or the registered sender of the delivery's kind (a failed attempt
+    when none is registered in this process, or it raises)."""
+    if item.kind == SubscriptionKind.WEBHOOK:
+        return send(client, item, now=now)
+    sender = _SENDERS.get(item.kind)
+    if sender is None:
+        return Outcome(False, None, f"no sender for {item.kind} in this process")
+    try:
+        return sender(engine, item, now)
+    except Exception as exc:  # a failed attempt, retried with the outbox's backoff
+        return Outcome(False, None, f"{type(exc).__name__}: {exc}"[:500])
 
 
 @dataclass
@@ -221,10 +253,15 @@ def claim(
                     event_type=event.type,
                     url=sub.url,
                     secret=sub.secret,
-                    body=body_of(session, event, sub, catalogue),
+                    body=(
+                        body_of(session, event, sub, catalogue)
+                        if sub.kind == SubscriptionKind.WEBHOOK
+                        else b""
+                    ),
                     attempts=delivery.attempts,
                     retry_until=delivery.retry_until,
                     token=token,
+                    kind=sub.kind,
                 )
             )
     return out
@@ -333,9 +370,9 @@ def deliver_once(
     outcomes: list[Outcome]
     if policy.concurrency > 1 and len(items) > 1:
         with ThreadPoolExecutor(max_workers=min(policy.concurrency, len(items))) as pool:
-            outcomes = list(pool.map(lambda item: send(client, item, now=now), items))
+            outcomes = list(pool.map(lambda item: _send(engine, client, item, now=now), items))
     else:
-        outcomes = [send(client, item, now=now) for item in items]
+        outcomes = [_send(engine, client, item, now=now) for item in items]
     if items:
         results = list(zip(items, outcomes, strict=True))
         record(engine, results, now=now, policy=policy, rng=rng)

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKey, Index, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKey, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from core.db import UTCDateTime
@@ -23,8 +23,23 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # no 2xx within the retry horizon; `gridgov outbox retry` sends it again
 
 
+class SubscriptionKind(StrEnum):
+    WEBHOOK = "webhook"
+    WECHAT = "wechat"
+
+
 class WebhookSubscription(SQLModel, table=True):
     __tablename__ = "webhook_subscription"
+    __table_args__ = (
+        # At most one subscription of each kind but `webhook` (processes starting together).
+        Index(
+            "uq_webhook_subscription_kind",
+            "kind",
+            unique=True,
+            sqlite_where=text("kind != 'webhook'"),
+            postgresql_where=text("kind != 'webhook'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     url: str = Field(max_length=2000)
@@ -36,6 +51,10 @@ class WebhookSubscription(SQLModel, table=True):
     event_types: list[str] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     active: bool = Field(default=True)
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    # `webhook`: a signed POST to `url`. Another kind (`wechat`: the residents' template
+    # messages, its one row made by the app where WeChat is configured) is routed and sent by
+    # functions the app registers (`outbox.register_router`, `delivery.register_sender`).
+    kind: str = Field(default=SubscriptionKind.WEBHOOK, max_length=16)
 
 
 class OutboxEvent(SQLModel, table=True):

@@ -39,7 +39,13 @@ from core.db import UTCDateTime
 from core.settings import get_settings
 from dispatch.changes import CaseEvent, EventType, add_event_hook
 from dispatch.models import Case
-from notify.models import DeliveryStatus, OutboxDelivery, OutboxEvent, WebhookSubscription
+from notify.models import (
+    DeliveryStatus,
+    OutboxDelivery,
+    OutboxEvent,
+    SubscriptionKind,
+    WebhookSubscription,
+)
 
 # Case columns a receiver does not get: the geometry (lat/lng say it) and the audit chain.
 _LEFT_OUT = frozenset({"location", "history_seq", "history_head"})
@@ -91,6 +97,30 @@ def routes_to(sub: Routed, event: CaseEvent, case: Case) -> bool:
             return bool(escalation.get("area_code") == sub.area_code)
         return case.grid_code.startswith(sub.area_code)
     return True
+
+
+# How a subscription of another kind than `webhook` decides, after `routes_to`, whether it takes
+# an event (e.g. WeChat: a resident reported the case); registered by the app, since notify
+# imports no channel. It runs in the committing transaction, with autoflush off.
+Router = Callable[[Session, CaseEvent, Case], bool]
+_ROUTERS: dict[str, Router] = {}
+
+
+def register_router(kind: str, router: Router) -> None:
+    _ROUTERS[kind] = router
+
+
+def _takes(session: Session, sub: Any, event: CaseEvent, case: Case) -> bool:
+    if not routes_to(sub, event, case):
+        return False
+    kind = getattr(sub, "kind", SubscriptionKind.WEBHOOK)
+    if kind == SubscriptionKind.WEBHOOK:
+        return True
+    router = _ROUTERS.get(kind)
+    if router is None:  # not configured in this process: nothing for it
+        return False
+    with session.no_autoflush:
+        return router(session, event, case)
 
 
 _ACTIVE_SUBSCRIPTIONS = select(SUBSCRIPTION_TABLE).where(SUBSCRIPTION_TABLE.c.active.is_(True))
@@ -179,7 +209,7 @@ def store(session: Session, events: list[CaseEvent]) -> None:
         case = case_event.case or session.get(Case, case_event.case_id)
         if case is None:
             continue
-        takers = [s.id for s in subs if routes_to(s, case_event, case)]
+        takers = [s.id for s in subs if _takes(session, s, case_event, case)]
         if takers:
             routed.append((case_event, case, takers))
     if len(routed) > 1 and connection.dialect.name == "postgresql":

@@ -23,7 +23,13 @@ from dispatch.models import Department
 from grid.models import Area
 from notify import outbox
 from notify.delivery import DeliveryPolicy
-from notify.models import DeliveryStatus, OutboxDelivery, OutboxEvent, WebhookSubscription
+from notify.models import (
+    DeliveryStatus,
+    OutboxDelivery,
+    OutboxEvent,
+    SubscriptionKind,
+    WebhookSubscription,
+)
 
 MIN_SECRET_CHARS = 16
 EVENT_TYPES = frozenset(t.value for t in EventType)
@@ -89,7 +95,10 @@ def subscriptions(session: Session) -> list[WebhookSubscription]:
     return list(
         session.exec(
             select(WebhookSubscription)
-            .where(col(WebhookSubscription.active))
+            .where(
+                col(WebhookSubscription.active),
+                col(WebhookSubscription.kind) == SubscriptionKind.WEBHOOK,
+            )
             .order_by(col(WebhookSubscription.id))
         )
     )
@@ -98,7 +107,7 @@ def subscriptions(session: Session) -> list[WebhookSubscription]:
 def remove(session: Session, subscription_id: int) -> None:
     """Deactivate it (its past deliveries stay listed); its pending ones are not sent."""
     sub = session.get(WebhookSubscription, subscription_id)
-    if sub is None or not sub.active:
+    if sub is None or not sub.active or sub.kind != SubscriptionKind.WEBHOOK:
         raise WebhookNotFound(webhook_id=subscription_id)
     sub.active = False
     for delivery in session.exec(

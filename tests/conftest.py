@@ -179,8 +179,14 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[st
 
 
 @pytest.fixture
-def settings(backend: tuple[str, str]) -> Settings:
-    return Settings(database_url=backend[1], secret_key=SECRET, grid_refresh_seconds=0.0)
+def settings(backend: tuple[str, str], tmp_path: Path) -> Settings:
+    # Uploaded photos in the test's own directory (the default on PostgreSQL is the working one).
+    return Settings(
+        database_url=backend[1],
+        secret_key=SECRET,
+        grid_refresh_seconds=0.0,
+        attachment_dir=str(tmp_path / "attachments"),
+    )
 
 
 @pytest.fixture

@@ -10,13 +10,16 @@ import click
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
+from app.cli.attachments import attachments
 from app.cli.audit import audit
 from app.cli.base import engine_from_settings, signing_settings
 from app.cli.calendar import calendar
 from app.cli.data import grids, taxonomy
+from app.cli.open311 import open311
 from app.cli.outbox import outbox, webhooks
 from app.cli.stats import stats
 from app.cli.users import users
+from app.cli.wechat import wechat
 from app.runtime import build_runtime
 from core.clock import utcnow
 from core.db import session_scope
@@ -147,5 +150,7 @@ def sweep() -> None:
     click.echo(json.dumps(totals))
 
 
-for group in (users, grids, taxonomy, calendar, audit, webhooks, outbox, stats):
+for group in (users, grids, taxonomy, calendar, audit, webhooks, outbox, stats, attachments):
     main.add_command(group)
+main.add_command(open311)
+main.add_command(wechat)

@@ -1,4 +1,5 @@
-"""POST /v1/auth/token (OAuth2 password form → bearer token, throttled) and /v1/auth/logout."""
+"""POST /v1/auth/token (OAuth2 password form → bearer token, throttled), /v1/auth/refresh and
+/v1/auth/logout."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from app import throttle
 from app.deps import ActorDep, ClaimsDep, RuntimeDep, SessionDep
 from app.revocation import revoke_token
 from core.db import session_scope
-from core.errors import InvalidCredentials, TooManyAttempts
-from core.models import User
+from core.errors import InvalidCredentials, TokenRevoked, TooManyAttempts
+from core.models import RevokedToken, User
 from core.security import hash_password, issue_token, verify_password
 from core.text import Identifier
 
@@ -86,6 +87,36 @@ def token(
         ),
         expires_in=ttl,
         role=user.role,
+    )
+
+
+@router.post("/refresh", response_model=TokenOut)
+def refresh(
+    runtime: RuntimeDep, actor: ActorDep, claims: ClaimsDep, session: SessionDep
+) -> TokenOut:
+    """A valid, unrevoked token buys a new one (new jti, fresh expiry) and is revoked in the same
+    transaction, so of two holders of one token only the first to refresh gets a new one.
+    Refreshes of one account take turns on its row; a token revoked moments ago in another
+    process (not yet seen here) is found in the table."""
+    now = runtime.now()
+    session.execute(select(col(User.id)).where(col(User.id) == claims.user_id).with_for_update())
+    if session.get(RevokedToken, claims.jti) is not None:
+        raise TokenRevoked()
+    revoke_token(
+        session, jti=claims.jti, user_id=claims.user_id, expires_at=claims.expires_at, now=now
+    )
+    runtime.auth.note_revoked(claims.jti)
+    ttl = runtime.settings.token_ttl_seconds
+    return TokenOut(
+        access_token=issue_token(
+            secret=runtime.settings.secret_key,
+            user_id=claims.user_id,
+            token_version=claims.token_version,
+            now=now,
+            ttl=ttl,
+        ),
+        expires_in=ttl,
+        role=actor.role,
     )
 
 

@@ -11,13 +11,15 @@ from fastapi import APIRouter, Depends, Path, Query
 from sqlalchemy import select
 from sqlmodel import Session, col
 
-from app.deps import ActorDep, CaseTurnDep, RuntimeDep, SessionDep
+from app.deps import ActorDep, CaseTurnDep, RuntimeDep, SessionDep, require_role
 from app.params import only_params
 from app.runtime import Runtime
 from core import privacy
 from core.errors import InvalidDatetime
+from core.models import Role
 from core.security import Actor
 from core.text import Identifier
+from dispatch import duplicates
 from dispatch import service as dispatch_service
 from dispatch.models import Case, CaseStatus, Channel, Department
 from dispatch.names import case_names
@@ -28,12 +30,15 @@ from dispatch.schemas import (
     CaseOut,
     DepartmentListOut,
     DepartmentOut,
+    DuplicatesOut,
+    candidate_out,
     case_out,
     disclosures,
 )
 from dispatch.service import CaseSort
 from dispatch.workflow import Action
 from grid import service as grid_service
+from media import service as media_service
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
 departments_router = APIRouter(prefix="/v1/departments", tags=["departments"])
@@ -105,9 +110,20 @@ def _instant(raw: str | None, *, name: str, tz: ZoneInfo, end_of_day: bool) -> d
 
 def _answers(session: Session, runtime: Runtime, actor: Actor, cases: list[Case]) -> list[CaseOut]:
     names = case_names(session, cases, catalogue=runtime.taxonomy.get().catalogue)
+    related = duplicates.related(session, cases, viewer=actor)
+    photos = media_service.links_of(session, [c.id for c in cases])
     now = runtime.now()
     return [
-        case_out(c, viewer=actor, names=names, now=now, calendars=runtime.calendars) for c in cases
+        case_out(
+            c,
+            viewer=actor,
+            names=names,
+            now=now,
+            calendars=runtime.calendars,
+            related=related,
+            attachments=photos,
+        )
+        for c in cases
     ]
 
 
@@ -192,6 +208,27 @@ def get_case(
     return _one_case(session, runtime, actor, case, endpoint="GET /v1/cases/{id}")
 
 
+@router.get("/{case_id}/duplicates", response_model=DuplicatesOut)
+def get_duplicates(
+    session: SessionDep,
+    actor: ActorDep,
+    _known: Annotated[None, Depends(only_params(()))],
+    case_id: CaseRef,
+) -> DuplicatesOut:
+    """并单 candidates of a case (command centres): the cases it could be merged into, and the
+    later reports that could be merged into it; cases outside a scoped centre's area are left
+    out, and so are candidates since closed, rejected or merged."""
+    require_role(actor, Role.ADMIN, Role.DISPATCHER)
+    case = dispatch_service.get_case(session, case_id=case_ref(case_id), actor=actor)
+    assert case.id is not None
+    found = duplicates.candidates_of(session, [case.id], viewer=actor)
+    later = duplicates.later_reports_of(session, case.id, viewer=actor)
+    return DuplicatesOut(
+        items=[candidate_out(c) for c in found.get(case.id, ())],
+        later=[candidate_out(c) for c in later],
+    )
+
+
 @router.post("/{case_id}/{action}", response_model=CaseOut)
 def act(
     _turn: CaseTurnDep,
@@ -233,6 +270,8 @@ def _one_case(
         history=dispatch_service.history(session, case.id),
         now=runtime.now(),
         calendars=runtime.calendars,
+        related=duplicates.related(session, [case], viewer=actor),
+        attachments=media_service.links_of(session, [case.id]),
     )
     privacy.record_disclosures(
         session,

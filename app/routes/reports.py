@@ -18,6 +18,7 @@ from dispatch.schemas import CaseOut, case_out, disclosures
 from events import service as events_service
 from events.schemas import BatchIn, BatchItemOut, BatchOut, ClientId, ReportIn
 from events.service import Reporter
+from media import service as media_service
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -44,7 +45,14 @@ def create_report(report: ReportIn, request: Request, actor: ActorDep) -> Respon
             session, report=report, reporter=Reporter.of_account(actor), now=now, ctx=ctx
         )
         names = case_names(session, [case], catalogue=ctx.taxonomy.catalogue)
-        out = case_out(case, viewer=actor, names=names, now=now, calendars=runtime.calendars)
+        out = case_out(
+            case,
+            viewer=actor,
+            names=names,
+            now=now,
+            calendars=runtime.calendars,
+            attachments=media_service.links_of(session, [case.id]),
+        )
         privacy.record_disclosures(
             session,
             viewer=actor,
@@ -85,7 +93,14 @@ def create_reports_batch(
             if created:
                 runtime.metrics.report_filed(case.channel)
             names = case_names(session, [case], catalogue=ctx.taxonomy.catalogue)
-            out = case_out(case, viewer=actor, names=names, now=now, calendars=runtime.calendars)
+            out = case_out(
+                case,
+                viewer=actor,
+                names=names,
+                now=now,
+                calendars=runtime.calendars,
+                attachments=media_service.links_of(session, [case.id]),
+            )
             shown.append(out)
             results.append(
                 BatchItemOut(

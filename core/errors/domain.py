@@ -3,7 +3,14 @@ the calendar and the audit log: `core.errors.workflow`)."""
 
 from __future__ import annotations
 
-from core.errors.base import Conflict, ImportRefused, NotFound, ValidationFailed
+from core.errors.base import (
+    Conflict,
+    Forbidden,
+    GridgovError,
+    ImportRefused,
+    NotFound,
+    ValidationFailed,
+)
 
 # --- places and grids --------------------------------------------------------------------
 
@@ -162,12 +169,78 @@ class DescriptionTooLong(ValidationFailed):
 
 
 class UnknownAttachment(ValidationFailed):
-    """Attachment ids that name no uploaded attachment."""
+    """Attachment ids that name no uploaded attachment, or one someone else uploaded."""
 
     code = "unknown_attachment"
     zh = "未知附件：{ids}"
     en = "unknown attachment ids: {ids}"
     example = {"ids": "a1, a2"}
+
+
+# --- attachments -------------------------------------------------------------------------
+
+
+class UnsupportedAttachment(GridgovError):
+    """An upload whose content (not its name or type) is no JPEG, PNG or WebP image."""
+
+    code = "unsupported_attachment_type"
+    status_code = 415
+    zh = "附件须为 JPEG、PNG 或 WebP 图片"
+    en = "attachments must be JPEG, PNG or WebP images"
+
+
+class AttachmentTooLarge(GridgovError):
+    """An upload larger than GRIDGOV_ATTACHMENT_MAX_BYTES."""
+
+    code = "attachment_too_large"
+    status_code = 413
+    zh = "附件超过 {limit} 字节"
+    en = "attachment over {limit} bytes"
+    example = {"limit": 10_485_760}
+
+
+class ImageTooManyPixels(GridgovError):
+    """An image whose header claims over GRIDGOV_ATTACHMENT_MAX_PIXELS pixels (an image bomb)."""
+
+    code = "image_too_many_pixels"
+    status_code = 413
+    zh = "图片像素超过 {limit} 个"
+    en = "image over {limit} pixels"
+    example = {"limit": 40_000_000}
+
+
+class InvalidImage(ValidationFailed):
+    """An upload that starts like a JPEG, PNG or WebP image but cannot be decoded."""
+
+    code = "invalid_image"
+    zh = "图片已损坏或无法解码"
+    en = "the image is damaged or cannot be decoded"
+
+
+class AttachmentFileMissing(ValidationFailed):
+    """An upload without exactly one multipart field `file`."""
+
+    code = "attachment_file_missing"
+    zh = "请以 multipart/form-data 的 file 字段上传一个文件"
+    en = "send one file in the multipart/form-data field `file`"
+
+
+class AttachmentsNotAccepted(ValidationFailed):
+    """`attachment_ids` given to an action that takes no photos (only resolve and verify do)."""
+
+    code = "attachments_not_accepted"
+    zh = "操作 {action} 不接受附件（仅反馈 resolve 与核查 verify 可附照片）"
+    en = "action {action} takes no attachments (only resolve and verify do)"
+    example = {"action": "close"}
+
+
+class AttachmentNotFound(NotFound):
+    """No attachment with this id that you may see."""
+
+    code = "attachment_not_found"
+    zh = "附件 {attachment} 不存在"
+    en = "attachment {attachment} not found"
+    example = {"attachment": "3q2-7wAbC"}
 
 
 class InvalidOccurredAt(ValidationFailed):
@@ -263,3 +336,48 @@ class UnknownUser(NotFound):
     zh = "用户 {username!r} 不存在"
     en = "no user {username!r}"
     example = {"username": "wang"}
+
+
+# --- WeChat official account (inbound webhook) -------------------------------------------------
+
+
+class WechatNotConfigured(NotFound):
+    """`/wechat` answers only when GRIDGOV_WECHAT_TOKEN and GRIDGOV_WECHAT_APPID are set."""
+
+    code = "wechat_not_configured"
+    zh = "未配置微信公众号接入"
+    en = "the WeChat official account is not configured"
+
+
+class WechatSignatureInvalid(Forbidden):
+    """A WeChat call whose `signature` (or safe mode's `msg_signature`) is missing or wrong."""
+
+    code = "wechat_signature_invalid"
+    zh = "微信签名无效"
+    en = "invalid WeChat signature"
+
+
+class WechatStaleTimestamp(Forbidden):
+    """A WeChat call stamped further from now than GRIDGOV_WECHAT_TIMESTAMP_WINDOW_SECONDS."""
+
+    code = "wechat_stale_timestamp"
+    zh = "微信请求时间戳超出 {window} 秒的允许范围"
+    en = "the WeChat timestamp is more than {window} s from now"
+    example = {"window": 300}
+
+
+class WechatAppidMismatch(Forbidden):
+    """A safe-mode message sealed for another official account (AppID)."""
+
+    code = "wechat_appid_mismatch"
+    zh = "消息不属于本公众号（AppID 不符）"
+    en = "the message is sealed for another AppID"
+
+
+class WechatMessageInvalid(GridgovError):
+    """A WeChat body that is no message (not XML, a DTD, fields missing, no key opens it)."""
+
+    code = "wechat_message_invalid"
+    zh = "无效的微信消息：{reason}"
+    en = "invalid WeChat message: {reason}"
+    example = {"reason": "not XML"}

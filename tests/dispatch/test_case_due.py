@@ -89,6 +89,31 @@ def test_the_queue_follows_each_writer_of_the_next_instant(api: Api, demo_points
         assert conn.execute(text("SELECT count(*) FROM case_due")).scalar_one() == 0
 
 
+def test_one_statement_over_many_cases_keeps_each_queue_row(api: Api, demo_points: Any) -> None:
+    """PostgreSQL keeps the queue with statement triggers (migration 0019): one UPDATE that
+    clears one case's instant, moves another's, sets a third's and leaves the fourth alone."""
+    cleared, moved, unset, kept = (report(api, demo_points) for _ in range(4))
+    with api.engine.begin() as conn:
+        conn.execute(text("UPDATE gg_case SET next_check_at = NULL WHERE id = :id"), {"id": unset})
+    before = _queued(api, kept)
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    with api.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE gg_case SET next_check_at = CASE id WHEN :cleared THEN NULL"
+                " WHEN :kept THEN next_check_at ELSE :later END WHERE id IN (:a, :b, :c, :d)"
+            ),
+            {"cleared": cleared, "kept": kept, "later": later}
+            | dict(zip("abcd", (cleared, moved, unset, kept), strict=True)),
+        )
+    assert _queued(api, cleared) is None
+    assert _instant(api, moved) == _instant(api, unset) == later
+    assert _queued(api, moved) is not None
+    assert _queued(api, unset) is not None
+    assert _queued(api, kept) == before
+    assert due_queue_mismatches(api.engine) == []
+
+
 def test_a_case_closed_leaves_the_queue_and_is_never_swept(api: Api, demo_points: Any) -> None:
     case_id = report(api, demo_points)
     act(api, "dispatcher", case_id, "reject", {"reason": "不属于受理范围"})

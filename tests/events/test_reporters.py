@@ -17,6 +17,7 @@ from dispatch import service as dispatch_service
 from dispatch.models import Case, Channel
 from events import service as events_service
 from events.models import Report
+from events.reporters import cases_of_reporter, reporters_of
 from events.schemas import ReportIn
 from events.service import Reporter
 from tests.conftest import SECRET, Api
@@ -181,3 +182,56 @@ def test_account_channels_need_an_account() -> None:
         Reporter(Channel.GRID_WORKER, "42")
     with pytest.raises(ValueError, match="account"):
         Reporter(Channel.DISPATCHER, "7")
+
+
+def _merge(api: Api, case_id: int, into: int) -> Any:
+    return api.post(
+        "dispatcher", f"/v1/cases/{case_id}/merge", {"into_case_id": into, "reason": "同一问题"}
+    )
+
+
+def test_reporters_of_a_case_are_its_reporters_in_order(api: Api, demo_points: Point) -> None:
+    case_id, _ = _file(api, _wechat(), report_body(demo_points))
+    with Session(api.engine) as s:
+        assert reporters_of(s, case_id) == [("wechat", OPENID)]
+
+
+def test_merged_cases_reporters_follow_the_surviving_case(api: Api, demo_points: Point) -> None:
+    """并单 chains: c merged into b, b into a; a's reporters are all three, each once."""
+    a, _ = _file(api, _wechat(OPENID), report_body(demo_points))
+    api.clock.advance(minutes=5)
+    b, _ = _file(api, Reporter(Channel.OPEN311, "app-1"), report_body(demo_points))
+    api.clock.advance(minutes=5)
+    c, _ = _file(api, _wechat(OTHER_OPENID), report_body(demo_points))
+    api.clock.advance(minutes=5)
+    d, _ = _file(api, _wechat(OPENID), report_body(demo_points))  # the first resident again
+    assert _merge(api, c, b).status_code == 200
+    assert _merge(api, b, a).status_code == 200
+    assert _merge(api, d, a).status_code == 200
+    with Session(api.engine) as s:
+        assert reporters_of(s, a) == [
+            ("wechat", OPENID),
+            ("open311", "app-1"),
+            ("wechat", OTHER_OPENID),
+        ]
+        assert reporters_of(s, b) == [("open311", "app-1"), ("wechat", OTHER_OPENID)]
+        assert reporters_of(s, c) == [("wechat", OTHER_OPENID)]
+        followed = cases_of_reporter(s, channel="wechat", identity=OTHER_OPENID)
+        assert [x.id for x in followed] == [a]
+        # d (newest) and a both lead to a: shown once.
+        assert [x.id for x in cases_of_reporter(s, channel="wechat", identity=OPENID)] == [a]
+
+
+def test_cases_of_reporter_are_newest_first_and_limited(api: Api, demo_points: Point) -> None:
+    ids = []
+    for _ in range(3):
+        ids.append(_file(api, _wechat(), report_body(demo_points))[0])
+        api.clock.advance(minutes=1)
+    _file(api, _wechat(OTHER_OPENID), report_body(demo_points))
+    with Session(api.engine) as s:
+        mine = cases_of_reporter(s, channel="wechat", identity=OPENID)
+        assert [x.id for x in mine] == ids[::-1]
+        two = cases_of_reporter(s, channel="wechat", identity=OPENID, limit=2)
+        assert [x.id for x in two] == ids[:0:-1]
+        assert cases_of_reporter(s, channel="open311", identity=OPENID) == []
+        assert cases_of_reporter(s, channel="wechat", identity=OPENID, limit=0) == []
