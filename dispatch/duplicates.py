@@ -9,15 +9,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import Numeric, bindparam, cast, insert, select
+from sqlalchemy import func as sqlfunc
 from sqlmodel import Session, col
 
-from core import bulk
 from core.security import Actor
 from dispatch.cases import FINISHED_STATUSES, visibility
 from dispatch.models import Case, CaseStatus, DuplicateCandidate
-from grid.coords import haversine_m
 
 
 @dataclass(frozen=True)
@@ -92,13 +92,21 @@ class DuplicateRules:
         return self.overrides.get(code) or DEFAULT_RULES.get(code) or FALLBACK_RULE
 
 
-# Metres per degree of latitude on the sphere haversine_m uses (a little over: a box, not a
-# circle, so generous is safe).
-_M_PER_DEG_LAT = 6371008.8 * math.pi / 180 * 0.999
+# Metres per degree of latitude on the sphere `grid.coords.haversine_m` uses. At a few hundred
+# metres the flat-earth distance (longitude scaled by cos(latitude)) is haversine's to 1e-4.
+_M_PER_DEG = 6371008.8 * math.pi / 180
 _FINISHED = [s.value for s in FINISHED_STATUSES]
 _CASES = Case.__table__  # type: ignore[attr-defined]
-# Built once: constructing the select costs more than running it (intake runs it every time).
-_NEARBY = select(_CASES.c.id, _CASES.c.lat, _CASES.c.lng).where(
+_TABLE = DuplicateCandidate.__table__  # type: ignore[attr-defined]
+_COLUMNS = ("case_id", "candidate_case_id", "distance_m", "found_at")
+_INSERT = insert(_TABLE)
+# The open cases of the category in the box around the point, reported since `since`, with
+# their distance in metres.
+_DISTANCE = _M_PER_DEG * sqlfunc.sqrt(
+    (_CASES.c.lat - bindparam("lat")) * (_CASES.c.lat - bindparam("lat"))
+    + (_CASES.c.lng - bindparam("lng")) * (_CASES.c.lng - bindparam("lng")) * bindparam("cos2")
+)
+_CONDITIONS = (
     _CASES.c.category_code == bindparam("category_code"),
     _CASES.c.lat.between(bindparam("lat_min"), bindparam("lat_max")),
     _CASES.c.lng.between(bindparam("lng_min"), bindparam("lng_max")),
@@ -106,6 +114,57 @@ _NEARBY = select(_CASES.c.id, _CASES.c.lat, _CASES.c.lng).where(
     _CASES.c.status.not_in(_FINISHED),
     _CASES.c.id != bindparam("case_id"),
 )
+# At most this many cases of the box are measured: a spot where more open cases of one
+# category were reported within the window (a benchmark that files every report at one point
+# has thousands) would otherwise cost every new report there a scan of them all; past it the
+# candidates are the nearest among the first so many of the box in index order.
+SCAN_LIMIT = 200
+_NEAR = (
+    select(_CASES.c.id.label("other"), _DISTANCE.label("distance_m"))
+    .where(*_CONDITIONS)
+    .limit(SCAN_LIMIT)
+    .subquery("near")
+)
+_NEAREST = (
+    select(_NEAR.c.other, _NEAR.c.distance_m)
+    .where(_NEAR.c.distance_m <= bindparam("radius_m"))
+    .order_by(_NEAR.c.distance_m, _NEAR.c.other.desc())
+    .limit(bindparam("nearest"))
+    .subquery("nearest")
+)
+# PostgreSQL: found and stored in one statement (intake runs it for every report), nothing
+# sent to this process. Elsewhere (SQLite: in process, and `sqrt` is not in every build) the
+# same selection is read back and stored; distances are computed here the same way.
+_RECORD = _INSERT.from_select(
+    list(_COLUMNS),
+    select(
+        bindparam("case_id"),
+        _NEAREST.c.other,
+        sqlfunc.round(cast(_NEAREST.c.distance_m, Numeric), 1),
+        bindparam("found_at", type_=_TABLE.c.found_at.type),
+    ),
+)
+_NEAR_ROWS = select(_CASES.c.id, _CASES.c.lat, _CASES.c.lng).where(*_CONDITIONS).limit(SCAN_LIMIT)
+
+
+def _params(
+    *, case_id: int, category_code: str, lat: float, lng: float, now: datetime, rule: DuplicateRule
+) -> dict[str, Any]:
+    dlat = rule.radius_m / _M_PER_DEG * 1.001  # the box a little larger than the circle
+    dlng = dlat / max(math.cos(math.radians(abs(lat) + dlat)), 1e-6)
+    return {
+        "category_code": category_code,
+        "lat_min": lat - dlat,
+        "lat_max": lat + dlat,
+        "lng_min": lng - dlng,
+        "lng_max": lng + dlng,
+        "since": now - rule.window,
+        "case_id": case_id,
+        "lat": lat,
+        "lng": lng,
+        "cos2": math.cos(math.radians(lat)) ** 2,
+        "radius_m": rule.radius_m,
+    }
 
 
 def find(
@@ -120,38 +179,44 @@ def find(
 ) -> list[tuple[int, float]]:
     """(case id, distance in metres) of the open cases of the category within its radius,
     reported within its window, nearest first, at most `max_candidates`. A bounding box on
-    (category_code, lat, lng) (one index, both databases) narrows; haversine decides."""
+    (category_code, lat, lng) (one index, both databases) narrows."""
     if rules.max_candidates <= 0:
         return []
     rule = rules.for_category(category_code)
-    dlat = rule.radius_m / _M_PER_DEG_LAT
-    dlng = dlat / max(math.cos(math.radians(abs(lat) + dlat)), 1e-6)
-    rows = session.connection().execute(
-        _NEARBY,
-        {
-            "category_code": category_code,
-            "lat_min": lat - dlat,
-            "lat_max": lat + dlat,
-            "lng_min": lng - dlng,
-            "lng_max": lng + dlng,
-            "since": now - rule.window,
-            "case_id": case_id,
-        },
+    params = _params(
+        case_id=case_id, category_code=category_code, lat=lat, lng=lng, now=now, rule=rule
     )
-    near = [(other, haversine_m(lng, lat, o_lng, o_lat)) for other, o_lat, o_lng in rows]
+    cos2 = params["cos2"]
+    near = [
+        (other, _M_PER_DEG * math.sqrt((o_lat - lat) ** 2 + (o_lng - lng) ** 2 * cos2))
+        for other, o_lat, o_lng in session.connection().execute(_NEAR_ROWS, params)
+    ]
     near = [(other, d) for other, d in near if d <= rule.radius_m]
     near.sort(key=lambda pair: (pair[1], -pair[0]))
     return near[: rules.max_candidates]
 
 
-_TABLE = DuplicateCandidate.__table__  # type: ignore[attr-defined]
-_COLUMNS = ("case_id", "candidate_case_id", "distance_m", "found_at")
-_INSERT = insert(_TABLE)
-
-
 def record(session: Session, case: Case, *, now: datetime, rules: DuplicateRules) -> int:
     """Find and store the candidates of a case just opened; how many were found."""
     assert case.id is not None
+    if rules.max_candidates <= 0:
+        return 0
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        rule = rules.for_category(case.category_code)
+        params = _params(
+            case_id=case.id,
+            category_code=case.category_code,
+            lat=case.lat,
+            lng=case.lng,
+            now=now,
+            rule=rule,
+        )
+        return int(
+            conn.execute(
+                _RECORD, {**params, "nearest": rules.max_candidates, "found_at": now}
+            ).rowcount
+        )
     found = find(
         session,
         case_id=case.id,
@@ -161,17 +226,15 @@ def record(session: Session, case: Case, *, now: datetime, rules: DuplicateRules
         now=now,
         rules=rules,
     )
-    if not found:
-        return 0
-    rows = [
-        {"case_id": case.id, "candidate_case_id": other, "distance_m": round(d, 1), "found_at": now}
-        for other, d in found
-    ]
-    conn = session.connection()
-    if conn.dialect.name == "postgresql":  # one statement for all rows
-        conn.execute(bulk.insert_rows(_TABLE, _COLUMNS), bulk.rows_param(rows, _COLUMNS))
-    else:
-        conn.execute(_INSERT, rows)
+    if found:
+        conn.execute(
+            _INSERT,
+            [
+                {"case_id": case.id, "candidate_case_id": other, "distance_m": round(d, 1)}
+                | {"found_at": now}
+                for other, d in found
+            ],
+        )
     return len(found)
 
 

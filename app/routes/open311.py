@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request, Response
@@ -240,6 +241,20 @@ async def create_request(fmt: str, request: Request) -> Response:
             rule_zh="须为 application/x-www-form-urlencoded",
             rule_en="must be application/x-www-form-urlencoded",
         )
+    elif ctype == _FORM_TYPES[0]:
+        # Read here, not by `request.form()`: Starlette decodes a byte that is not
+        # percent-encoded as Latin-1, so raw UTF-8 (curl -d '…=路灯坏了') became mojibake.
+        try:
+            items = parse_qsl(
+                (await request.body()).decode("utf-8"),
+                keep_blank_values=True,
+                encoding="utf-8",
+                errors="strict",
+            )
+        except UnicodeDecodeError:
+            problem = Open311InvalidField(
+                name="body", rule_zh="须为 UTF-8 编码", rule_en="must be UTF-8"
+            )
     else:
         try:
             form = await request.form()

@@ -552,3 +552,22 @@ def test_line_breaks_of_a_description_are_kept_and_spaces_tidied(
     filed = _file(api, demo_points, key, description="第一行\r\n  第二行   有空格\x07\n\n第三行")
     shown = api.client.get(f"{BASE}/requests/{filed['service_request_id']}.json").json()[0]
     assert shown["description"] == "第一行\n第二行 有空格\n第三行"
+
+
+def test_a_form_in_raw_utf8_keeps_its_chinese_and_invalid_utf8_is_refused(
+    api: Api, demo_points: Point
+) -> None:
+    """`curl -d 'description=…'` sends UTF-8 bytes without percent-encoding them."""
+    key = issue_key(api.engine)
+    body = "&".join(f"{k}={v}" for k, v in form(demo_points, api_key=key).items()).encode()
+    urlencoded = {"Content-Type": "application/x-www-form-urlencoded"}
+    res = api.client.post(f"{BASE}/requests.json", content=body, headers=urlencoded)
+    assert res.status_code == 201, res.text
+    case_no = res.json()[0]["service_request_id"]
+    found = api.client.get(f"{BASE}/requests/{case_no}.json").json()[0]
+    assert found["description"] == "路口垃圾桶满溢，垃圾散落一地"
+    bad = api.client.post(
+        f"{BASE}/requests.json", content=body + b"&address_string=\xff\xfe", headers=urlencoded
+    )
+    assert bad.status_code == 400
+    assert _counts(api)[1] == 1
