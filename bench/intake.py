@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+import shapely
 import uvicorn
 from benchlib import emit, environment, log, percentiles_ms, seeded_database
 from sqlalchemy import func, select
@@ -48,7 +49,7 @@ from sqlmodel import Session
 from core.db import make_engine, session_scope
 from core.models import User
 from core.security import issue_token
-from dispatch.models import Case, CaseHistory
+from dispatch.models import Case, CaseHistory, DuplicateCandidate
 from events.schemas import ReportIn
 from events.service import route
 from grid.demo_district import build_chancheng
@@ -97,7 +98,7 @@ class Budget:
     workers: int  # distinct grid workers sending reports
 
 
-FULL = Budget(warmup=200, per_round=2_000, rounds=3, concurrency=8, round_seconds=90.0, workers=64)
+FULL = Budget(warmup=200, per_round=2_000, rounds=3, concurrency=8, round_seconds=90.0, workers=921)
 QUICK = Budget(warmup=40, per_round=300, rounds=2, concurrency=8, round_seconds=30.0, workers=16)
 
 
@@ -109,6 +110,9 @@ class Reporter:
     lng: float
     lat: float
     token: str
+    # Where this worker files reports: random points inside the grid (a worker walks the
+    # grid), or only (lng, lat) with --one-point.
+    points: tuple[tuple[float, float], ...] = ()
 
 
 @dataclass
@@ -166,8 +170,27 @@ class Server:
 # --- database -------------------------------------------------------------------------------
 
 
-def reporters(url: str, count: int, rng: np.random.Generator) -> list[Reporter]:
-    """Random demo grid workers (gw<grid code>), each with a token and a point inside its grid."""
+POINTS_PER_REPORTER = 256
+
+
+def points_inside(
+    shape: Any, count: int, rng: np.random.Generator
+) -> tuple[tuple[float, ...], ...]:
+    """`count` uniform random points (lng, lat) inside a polygon, by rejection from its box."""
+    min_x, min_y, max_x, max_y = shape.bounds
+    out: list[tuple[float, float]] = []
+    while len(out) < count:
+        xs = rng.uniform(min_x, max_x, count)
+        ys = rng.uniform(min_y, max_y, count)
+        inside = shapely.contains_xy(shape, xs, ys)
+        out += zip(xs[inside].tolist(), ys[inside].tolist(), strict=True)
+    return tuple(out[:count])
+
+
+def reporters(
+    url: str, count: int, rng: np.random.Generator, *, one_point: bool = False
+) -> list[Reporter]:
+    """Random demo grid workers (gw<grid code>), each with a token and points inside its grid."""
     shapes = {g.code: g.geometry for g in build_chancheng().grids}
     engine = make_engine(url)
     try:
@@ -189,7 +212,12 @@ def reporters(url: str, count: int, rng: np.random.Generator) -> list[Reporter]:
         token = issue_token(
             secret=SECRET, user_id=user_id, token_version=version, now=now, ttl=6 * 3600
         )
-        out.append(Reporter(user_id, username, code, point.x, point.y, token))
+        points = (
+            ((point.x, point.y),)
+            if one_point
+            else points_inside(shapes[code], POINTS_PER_REPORTER, rng)
+        )
+        out.append(Reporter(user_id, username, code, point.x, point.y, token, points))
     return out
 
 
@@ -235,9 +263,17 @@ def count_rows(url: str) -> dict[str, int]:
         with Session(engine) as session:
             cases = session.execute(select(func.count()).select_from(Case)).scalar_one()
             history = session.execute(select(func.count()).select_from(CaseHistory)).scalar_one()
+            candidates = session.execute(
+                select(func.count()).select_from(DuplicateCandidate)
+            ).scalar_one()
     finally:
         engine.dispose()
-    return {"gg_case": int(cases), "case_history": int(history)}
+    # Duplicate candidates stored at intake (并单): how much of that work the points caused.
+    return {
+        "gg_case": int(cases),
+        "case_history": int(history),
+        "duplicate_candidate": int(candidates),
+    }
 
 
 # --- requests -------------------------------------------------------------------------------
@@ -262,12 +298,13 @@ class Workload:
     def next(self) -> tuple[Reporter, dict[str, Any], str]:
         person = self.people[int(self.rng.integers(len(self.people)))]
         text = DESCRIPTIONS[int(self.rng.integers(len(DESCRIPTIONS)))]
+        lng, lat = person.points[int(self.rng.integers(len(person.points)))]
         self.serial += 1
         client_id = f"{self.run_tag}{self.serial:024x}"  # 32 hex characters, unique per run
         body = {
             "client_id": client_id,
-            "lat": person.lat,
-            "lng": person.lng,
+            "lat": lat,
+            "lng": lng,
             "crs": "wgs84",
             "description": text,
         }
@@ -473,6 +510,11 @@ def main() -> None:
         help="another copy of the source, served as a third side `intake_before` (A/B of a change)",
     )
     parser.add_argument(
+        "--one-point",
+        action="store_true",
+        help="every report of a worker at one point (duplicate candidates' worst case)",
+    )
+    parser.add_argument(
         "--concurrency",
         type=int,
         default=None,
@@ -488,7 +530,7 @@ def main() -> None:
     with seeded_database("intake", args.postgres) as url:
         if args.dead_webhook:
             subscribe_dead_webhook(url)
-        people = reporters(url, budget.workers, rng)
+        people = reporters(url, budget.workers, rng, one_point=args.one_point)
         work = Workload(people, rng)
         tmp = Path(tempfile.mkdtemp(prefix="gridgov_bench_servers_"))
         servers: list[Server] = []
@@ -591,6 +633,9 @@ def main() -> None:
                 "concurrency": budget.concurrency,
                 "grid_workers": len(people),
                 "descriptions": len(DESCRIPTIONS),
+                "report_points": "one per grid worker"
+                if args.one_point
+                else f"random, {POINTS_PER_REPORTER} inside each worker's grid",
                 "server": _server_stack(),
             },
             "intake": intake,
@@ -619,6 +664,8 @@ def main() -> None:
                 "case_history": rows_after["case_history"] - rows_before["case_history"],
                 "expected_gg_case": sum(ok.values()),
                 "expected_case_history": sum(ok.values()) - ok["bare"],
+                "duplicate_candidate": rows_after["duplicate_candidate"]
+                - rows_before["duplicate_candidate"],
             },
             "server_stderr": server_logs,
             "throughput_ratio": throughput_ratio,

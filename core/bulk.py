@@ -66,7 +66,13 @@ def _instant(value: object) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+# One encoder, built once (`json.dumps` with options builds one per call). No check for cycles:
+# the rows are flat values and small JSON documents made by the service, and the check costs a
+# dictionary entry per container and per value the default turns into a string.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, check_circular=False, default=_instant)
+
+
 def rows_param(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> dict[str, str]:
     """The parameters of `insert_rows`/`update_rows` for these rows."""
     body = [{name: row[name] for name in columns} for row in rows]
-    return {"rows": json.dumps(body, ensure_ascii=False, default=_instant)}
+    return {"rows": _ENCODER.encode(body)}

@@ -205,8 +205,11 @@ def _postgres_engine(url: str, settings: Settings) -> Engine:
             "connect_timeout": max(2, math.ceil(connect_timeout)),
             # Set once per connection, so no request pays a `SET` round trip. (Behind PgBouncer
             # in transaction mode, set them on the role: `ALTER ROLE … SET lock_timeout …`.)
+            # TimeZone UTC (the same instant as the server's usual Etc/UTC) makes psycopg hand
+            # back datetimes with `datetime.UTC` itself, which `UTCDateTime` and the audit digest
+            # then take as they are instead of converting each one.
             "options": f"-c lock_timeout={_ms(settings.lock_timeout_seconds)}"
-            f" -c statement_timeout={_ms(statement_timeout)}",
+            f" -c statement_timeout={_ms(statement_timeout)} -c TimeZone=UTC",
             # A server that vanished from the network: unacknowledged data drops the connection
             # after this long, and idle pooled connections are probed.
             "tcp_user_timeout": _ms(io_timeout),
@@ -361,6 +364,8 @@ class UTCDateTime(TypeDecorator[datetime]):
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if value.tzinfo is UTC:  # PostgreSQL sessions run in UTC (see `_postgres_engine`)
+            return value
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)

@@ -24,8 +24,9 @@ import hmac
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
+from operator import attrgetter
 from typing import Any
 
 GENESIS = "0" * 64
@@ -184,9 +185,77 @@ def case_state(case: Any) -> dict[str, Any]:
     return state
 
 
-def state_digest(case: Any) -> str:
-    """SHA-256 of the case's audited state; bound into the row's HMAC by `row_digest`."""
+def state_digest_v1(case: Any) -> str:
+    """The first state digest (rows written before the second): SHA-256 of the sorted canonical
+    JSON of `case_state`. Kept to verify a case whose last row still carries one."""
     return hashlib.sha256(_canonical_json(case_state(case)).encode()).hexdigest()
+
+
+# The second state digest: every audited field (AUDITED_FIELDS, then LATER_FIELDS) in a fixed
+# order, each a type tag and its canonical text, joined by a separator that is escaped inside
+# strings. The same state as the first digest sees (instants in UTC, floats as floats, enums by
+# value), without building a dictionary and sorting it into JSON: about half the cost, which
+# every change pays (every report, each of a sweep's thousand cases).
+_V2_TAG = "gridgov-state-v2"
+_V2_SEP = "\x1e"
+_V2_FIELDS = (*AUDITED_FIELDS, *LATER_FIELDS)
+_V2_VALUES = attrgetter(*_V2_FIELDS)
+_V2_FLOAT, _V2_POINT, _V2_ANY = 1, 2, 0
+# An instant: microseconds since the epoch (the same instant in any offset gives the same text).
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_V2_KINDS = tuple(
+    _V2_POINT if name == "location" else _V2_FLOAT if name in _FLOAT_FIELDS else _V2_ANY
+    for name in _V2_FIELDS
+)
+
+
+def _v2_text(value: str) -> str:
+    return "s" + value.replace("\\", "\\\\").replace(_V2_SEP, "\\x1e")
+
+
+def _v2_part(value: Any, kind: int) -> str:
+    if value is None:
+        return "n"
+    if kind == _V2_FLOAT:
+        return "f" + repr(float(value))
+    if kind == _V2_POINT:
+        return f"p{float(value.x)!r},{float(value.y)!r}"
+    if isinstance(value, str):  # str enums too: their value
+        return _v2_text(str.__str__(value))
+    if isinstance(value, datetime):
+        if value.tzinfo is None:  # as the first digest took it: local time
+            value = value.astimezone(UTC)
+        return f"t{(value - _EPOCH) // _MICROSECOND}"
+    if isinstance(value, Enum):
+        return _v2_text(str(value.value))
+    if isinstance(value, bool | int):
+        return f"i{int(value)}"
+    return "j" + _canonical_json(_canonical_field("", value))
+
+
+def state_digest(case: Any) -> str:
+    """SHA-256 of the case's audited state (second format); bound into the row's HMAC by
+    `row_digest`."""
+    parts = [_V2_TAG]
+    for value, kind in zip(_V2_VALUES(case), _V2_KINDS, strict=True):
+        kind_of = type(value)
+        if kind == _V2_ANY and kind_of is str:  # the common cases first
+            parts.append(_v2_text(value))
+        elif kind == _V2_ANY and kind_of is int:
+            parts.append(f"i{value}")
+        elif value is None:
+            parts.append("n")
+        elif kind_of is datetime and value.tzinfo is not None:
+            parts.append(f"t{(value - _EPOCH) // _MICROSECOND}")
+        else:
+            parts.append(_v2_part(value, kind))
+    return hashlib.sha256(_V2_SEP.join(parts).encode()).hexdigest()
+
+
+def state_digests(case: Any) -> tuple[str, str]:
+    """The case's state in both formats, for comparing with a row written under either."""
+    return state_digest(case), state_digest_v1(case)
 
 
 def row_digest(
@@ -292,11 +361,12 @@ def verify_chain(
     head: str,
     count: int,
     rows: Sequence[Any],
-    state: str | None = None,
+    state: str | Sequence[str] | None = None,
 ) -> list[ChainProblem]:
     """Problems in one case's chain (empty when intact); rows must be ordered by seq.
 
-    `state`: the digest of the live case row, compared with the state its last row recorded.
+    `state`: the digest of the live case row (or its digests in every format, `state_digests`),
+    compared with the state its last row recorded.
     """
     problems: list[ChainProblem] = []
     prev = GENESIS
@@ -331,7 +401,10 @@ def verify_chain(
     if state is not None and rows:
         last = rows[-1]
         recorded = getattr(last, "state_hash", None)
-        if recorded is not None and not hmac.compare_digest(recorded, state):
+        candidates = (state,) if isinstance(state, str) else tuple(state)
+        if recorded is not None and not any(
+            hmac.compare_digest(recorded, candidate) for candidate in candidates
+        ):
             problems.append(
                 ChainProblem(
                     case_id,

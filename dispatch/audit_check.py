@@ -110,7 +110,7 @@ def _verify_case(
         head=case.history_head,
         count=case.history_seq,
         rows=rows,
-        state=audit.state_digest(case),
+        state=audit.state_digests(case),
     )
     if not rows:
         problems.append(

@@ -51,7 +51,10 @@ def create_report(report: ReportIn, request: Request, actor: ActorDep) -> Respon
             names=names,
             now=now,
             calendars=runtime.calendars,
-            attachments=media_service.links_of(session, [case.id]),
+            # A new case links only the photos its report named: no query when it named none.
+            attachments=media_service.links_of(session, [case.id])
+            if report.attachment_ids or not created
+            else {},
         )
         privacy.record_disclosures(
             session,
