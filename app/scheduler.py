@@ -19,6 +19,7 @@ from channels.wechat import media as wechat_media
 from channels.wechat import service as wechat_service
 from core.db import database_trouble, session_scope
 from core.errors import GridgovError
+from dispatch import learning
 from dispatch.stats_rollup import refresh as refresh_stats
 from dispatch.tasks import run_sweep
 from media import service as media_service
@@ -113,6 +114,27 @@ def attachments_job(runtime: Runtime) -> None:
             log.info("attachment sweep: %s", result.as_json())
 
 
+def classifier_job(runtime: Runtime) -> None:
+    """Retrain the classifier when enough corrections came in (one process: the lease)."""
+    settings = runtime.settings
+    try:
+        result = learning.retrain_if_due(
+            runtime.engine,
+            runtime.taxonomy.get().catalogue,
+            now=runtime.now(),
+            after=settings.classifier_retrain_after,
+        )
+    except Exception as exc:  # the next tick retries; the lease expires
+        trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
+        if trouble is None:
+            log.exception("classifier retraining failed")
+        else:
+            log.warning("classifier retraining skipped (%s); the next tick retries", trouble.code)
+    else:
+        if result.trained:
+            log.info("classifier retrained: model %s", result.trained["model_version"])
+
+
 def wechat_media_job(runtime: Runtime) -> None:
     """Fetch the residents' photos that are due (claimed rows: several processes never fetch
     one twice; channels/wechat/media.py)."""
@@ -175,6 +197,7 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         ),
         ("stats_rollup", stats_job, settings.stats_refresh_seconds, [runtime]),
         ("attachments", attachments_job, settings.attachment_prune_interval_seconds, [runtime]),
+        ("classifier", classifier_job, settings.classifier_retrain_check_seconds, [runtime]),
     ]
     if runtime.wechat is not None:
         jobs.append(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import Generic, TypeVar
 
 from sqlalchemy.engine import Engine
@@ -26,8 +26,8 @@ class RevisionedCache(Generic[T]):
         self,
         engine: Engine,
         *,
-        revision: Callable[[Session], int],
-        build: Callable[[Session, int], T],
+        revision: Callable[[Session], Hashable],
+        build: Callable[[Session, Hashable], T],
         refresh_seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -38,7 +38,7 @@ class RevisionedCache(Generic[T]):
         self._monotonic = monotonic
         self._lock = threading.Lock()
         self._value: T | None = None
-        self._built_revision: int | None = None
+        self._built_revision: Hashable | None = None
         self._checked_at = -math.inf
 
     def get(self) -> T:

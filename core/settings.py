@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     # How often the scheduler inside `serve` brings the 考核 rollup up to date (stats_daily):
     # the longest a late change to an already rolled day waits to show in the figures.
     stats_refresh_seconds: float = Field(default=300.0, gt=0.0, le=86400.0)
+    # The scheduler retrains the classifier once this many corrections (a `recategorize`, or a
+    # `register` that changed the subcategory) came in since the newest model (0: never),
+    # checking every so many seconds.
+    classifier_retrain_after: int = Field(default=20, ge=0)
+    classifier_retrain_check_seconds: float = Field(default=600.0, ge=1.0, le=86400.0)
     # 延期: approvals per case at most (`approve_extension` and the centre's own `extend`).
     max_extensions: int = Field(default=2, ge=0, le=100)
     # A `dissatisfied` 回访 allows `reopen` of the closed case for this many (natural) days.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -16,21 +16,51 @@ from core.errors import InvalidCatalogue
 from core.revisioned import RevisionedCache
 from taxonomy.catalogue import Catalogue, load_default_catalogue, parse_catalogue
 from taxonomy.classifier import Candidate, Classifier
-from taxonomy.models import CatalogueRevision
+from taxonomy.learned import LearnedClassifier, Model, packaged_model
+from taxonomy.models import CatalogueRevision, ClassifierModel
+
+
+class Suggester(Protocol):
+    """What intake and the classify endpoint ask: ranked candidates, never raising."""
+
+    def classify(self, text: str, *, limit: int = 5) -> list[Candidate]: ...
 
 
 @dataclass(frozen=True)
 class Taxonomy:
     revision: int
     catalogue: Catalogue
-    classifier: Classifier
+    classifier: Suggester
+    model_version: str = "keywords"
+
+    def answer(self, text: str, *, limit: int = 5) -> tuple[list[Candidate], bool]:
+        """Candidates and whether the best is unclear (the keyword classifier: when its best
+        score is low)."""
+        if isinstance(self.classifier, LearnedClassifier):
+            return self.classifier.answer(text, limit=limit)
+        candidates = self.classifier.classify(text, limit=limit)
+        return candidates, candidates[0].score < KEYWORD_UNCERTAIN_BELOW
+
+
+# The keyword classifier's scores are not probabilities: below this its best is a guess.
+KEYWORD_UNCERTAIN_BELOW = 0.3
 
 
 def latest_revision_id(session: Session) -> int:
     return int(session.execute(select(func.max(col(CatalogueRevision.id)))).scalar() or 0)
 
 
+def latest_model_id(session: Session) -> int:
+    return int(session.execute(select(func.max(col(ClassifierModel.id)))).scalar() or 0)
+
+
+def _revisions(session: Session) -> tuple[int, int]:
+    return latest_revision_id(session), latest_model_id(session)
+
+
 def load_taxonomy(session: Session) -> Taxonomy:
+    """The newest catalogue and the newest trained model (else the packaged one, else the
+    keyword classifier)."""
     rev = latest_revision_id(session)
     if rev == 0:
         catalogue = load_default_catalogue()
@@ -38,14 +68,32 @@ def load_taxonomy(session: Session) -> Taxonomy:
         row = session.get(CatalogueRevision, rev)
         assert row is not None
         catalogue = parse_catalogue(row.data)
-    return Taxonomy(revision=rev, catalogue=catalogue, classifier=Classifier(catalogue))
+    model_id = latest_model_id(session)
+    model, version = None, "keywords"
+    if model_id:
+        stored = session.get(ClassifierModel, model_id)
+        assert stored is not None
+        model, version = Model.from_bytes(stored.data), str(model_id)
+    else:
+        model = packaged_model()
+        if model is not None:
+            version = f"packaged-{model.version_tag}"
+    if model is None:
+        return Taxonomy(revision=rev, catalogue=catalogue, classifier=Classifier(catalogue))
+    return Taxonomy(
+        revision=rev,
+        catalogue=catalogue,
+        classifier=LearnedClassifier(model, catalogue, version=version),
+        model_version=version,
+    )
 
 
 def taxonomy_holder(engine: Engine, *, refresh_seconds: float) -> RevisionedCache[Taxonomy]:
-    """This process's catalogue and classifier, rebuilt when a new revision is imported."""
+    """This process's catalogue and classifier, rebuilt when a new catalogue revision is
+    imported or a new model trained (by any process)."""
     return RevisionedCache(
         engine,
-        revision=latest_revision_id,
+        revision=_revisions,
         build=lambda session, _rev: load_taxonomy(session),
         refresh_seconds=refresh_seconds,
     )
@@ -123,7 +171,7 @@ def _cases(count: int) -> str:
 
 
 def classify_within(
-    classifier: Classifier, text: str, *, category_code: str | None, limit: int = 5
+    classifier: Suggester, text: str, *, category_code: str | None, limit: int = 5
 ) -> list[Candidate]:
     """Candidates, best first; restricted to one category when the reporter named it."""
     if category_code is None:

@@ -14,6 +14,7 @@ from app.cli.attachments import attachments
 from app.cli.audit import audit
 from app.cli.base import engine_from_settings, signing_settings
 from app.cli.calendar import calendar
+from app.cli.classifier import classifier
 from app.cli.data import grids, taxonomy
 from app.cli.open311 import open311
 from app.cli.outbox import outbox, webhooks
@@ -150,7 +151,18 @@ def sweep() -> None:
     click.echo(json.dumps(totals))
 
 
-for group in (users, grids, taxonomy, calendar, audit, webhooks, outbox, stats, attachments):
+for group in (
+    users,
+    grids,
+    taxonomy,
+    calendar,
+    audit,
+    webhooks,
+    outbox,
+    stats,
+    attachments,
+    classifier,
+):
     main.add_command(group)
 main.add_command(open311)
 main.add_command(wechat)

@@ -28,6 +28,11 @@ class CandidateOut(BaseModel):
 
 class ClassifyOut(BaseModel):
     candidates: list[CandidateOut]
+    # The best candidate is not clear (low probability, or a close second): look first.
+    uncertain: bool
+    # Which model answered: a trained model's number, `packaged-…` (the one built from the
+    # shipped corpus) or `keywords` (no model at all).
+    model_version: str
 
 
 @router.get("")
@@ -41,10 +46,12 @@ def get_catalogue(runtime: RuntimeDep, actor: ActorDep) -> dict[str, Any]:
 
 @router.post("/classify", response_model=ClassifyOut)
 def classify(body: ClassifyIn, runtime: RuntimeDep, actor: ActorDep) -> ClassifyOut:
-    """Candidate categories for a text, best first (never empty)."""
+    """Candidate categories for a text, best first (never empty), whether the best is unclear,
+    and the model that answered."""
     taxonomy = runtime.taxonomy.get()
+    candidates, uncertain = taxonomy.answer(body.text, limit=body.limit)
     out = []
-    for c in taxonomy.classifier.classify(body.text, limit=body.limit):
+    for c in candidates:
         cat = taxonomy.catalogue.category(c.category_code)
         sub = taxonomy.catalogue.subcategory(c.subcategory_code)
         out.append(
@@ -56,4 +63,4 @@ def classify(body: ClassifyIn, runtime: RuntimeDep, actor: ActorDep) -> Classify
                 subcategory_name=sub.name if sub else "",
             )
         )
-    return ClassifyOut(candidates=out)
+    return ClassifyOut(candidates=out, uncertain=uncertain, model_version=taxonomy.model_version)

@@ -101,6 +101,15 @@ class InvalidCatalogue(ImportRefused):
     example = {"problems": ["unknown department code xyz"]}
 
 
+class InvalidHistory(ImportRefused):
+    """Past cases (`classifier import-history`) refused whole; each problem names its cell."""
+
+    code = "invalid_history"
+    zh = "历史案件导入被拒绝，未保存任何内容：{count} 个问题"
+    en = "history import refused, nothing stored: {count} problem{s}"
+    example = {"problems": ["row 3, column subcategory_code: unknown subcategory 9999"]}
+
+
 class UnknownCategory(ValidationFailed):
     """A category code not in the catalogue (codes are 01-17)."""
 
