@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, cast, func, select, update
+from sqlalchemy import String, cast, delete, func, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
@@ -108,7 +108,14 @@ def train_and_store(session: Session, catalogue: Catalogue, *, now: datetime) ->
     row = ClassifierModel(created_at=now, meta=model.meta, data=model.to_bytes())
     session.add(row)
     session.flush()
+    assert row.id is not None
+    # Older models are dropped past the newest KEEP_MODELS (a few MB each; the scheduler may
+    # train one per 20 corrections).
+    session.execute(delete(ClassifierModel).where(col(ClassifierModel.id) <= row.id - KEEP_MODELS))
     return {"model_version": str(row.id), **model.meta, "bytes": len(row.data)}
+
+
+KEEP_MODELS = 10
 
 
 @dataclass(frozen=True)

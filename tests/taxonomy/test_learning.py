@@ -17,6 +17,7 @@ from sqlmodel import Session
 
 from app.cli import main
 from core.clock import utcnow
+from core.db import session_scope
 from dispatch import learning
 from taxonomy import learned
 from taxonomy.catalogue import load_default_catalogue
@@ -277,3 +278,15 @@ def test_two_schedulers_train_once(
         ["another process is training"],
         ["not enough corrections"],  # the other looked after the first had stored its model
     )
+
+
+def test_only_the_newest_models_are_kept(own_app: OwnApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learning, "KEEP_MODELS", 2)
+    versions = []
+    for _ in range(3):
+        with session_scope(own_app.engine) as session:
+            versions.append(learning.train_and_store(session, CATALOGUE, now=utcnow()))
+    with Session(own_app.engine) as session:
+        kept = session.execute(select(ClassifierModel.id).order_by(ClassifierModel.id)).scalars()
+        assert [str(i) for i in kept] == [v["model_version"] for v in versions[1:]]
+    assert _classify(own_app, "路灯坏咗")["model_version"] == versions[-1]["model_version"]
