@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 _DEFAULT_RESOURCE = ("taxonomy", "data/catalogue.json")
+_DEFAULT_ITEMS = "data/items.json"
 
 
 class TimeUnit(StrEnum):
@@ -56,8 +57,38 @@ class TimeLimit(_Frozen):
     unit: TimeUnit
 
 
+class AreaDepartment(_Frozen):
+    """Within this town or village (its area code), another unit is responsible."""
+
+    area_code: str = Field(pattern=r"^[0-9]{9}([0-9]{3})?$")
+    department_code: str = Field(min_length=1)
+
+
+class Item(_Frozen):
+    """An item (条) of a subcategory: a concrete kind of event, when a report of it is
+    registered (立案条件) and when it may be closed (结案条件); its unit, urgency and limit
+    when they differ from the subcategory's, and the areas where another unit answers for it."""
+
+    code: str = Field(pattern=r"^[0-9]{7}$")
+    name: str = Field(min_length=1)
+    filing_condition: str = Field(min_length=1)
+    closing_condition: str = Field(min_length=1)
+    department_code: str | None = None
+    urgency: Urgency | None = None
+    time_limit: TimeLimit | None = None
+    area_departments: tuple[AreaDepartment, ...] = ()
+
+    @model_validator(mode="after")
+    def _check_areas(self) -> Item:
+        codes = [a.area_code for a in self.area_departments]
+        if len(codes) != len(set(codes)):
+            raise ValueError(f"item {self.code}: an area is named twice in area_departments")
+        return self
+
+
 class Subcategory(_Frozen):
-    """A subcategory: code = category code + 2-digit serial, with its keywords and owner."""
+    """A subcategory: code = category code + 2-digit serial, with its keywords, owner and
+    items (条)."""
 
     code: str = Field(pattern=r"^[0-9]{4}$")
     name: str = Field(min_length=1)
@@ -65,13 +96,34 @@ class Subcategory(_Frozen):
     department_code: str = Field(min_length=1)
     urgency: Urgency = Urgency.NORMAL
     time_limit: TimeLimit
+    items: tuple[Item, ...] = ()
 
     @model_validator(mode="after")
     def _check_keywords(self) -> Subcategory:
-        """Keywords are non-blank, so the classifier never indexes an empty string."""
+        """Keywords are non-blank, so the classifier never indexes an empty string; item codes
+        are the subcategory's code and a 3-digit serial, each once."""
         if any(not k.strip() for k in self.keywords):
             raise ValueError(f"subcategory {self.code}: keywords must not be blank")
+        seen: set[str] = set()
+        for item in self.items:
+            if not item.code.startswith(self.code):
+                raise ValueError(
+                    f"item {item.code} ({item.name}) does not start with its subcategory code "
+                    f"{self.code}"
+                )
+            if item.code in seen:
+                raise ValueError(f"duplicate item code {item.code}")
+            seen.add(item.code)
         return self
+
+    def departments(self) -> set[str]:
+        """Every unit this subcategory and its items name."""
+        out = {self.department_code}
+        for item in self.items:
+            if item.department_code:
+                out.add(item.department_code)
+            out |= {a.department_code for a in item.area_departments}
+        return out
 
     @property
     def is_catch_all(self) -> bool:
@@ -241,9 +293,23 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
 
 @cache
 def _default_document() -> dict[str, Any]:
+    """The packaged catalogue, with its items (条, `data/items.json`) under their
+    subcategories."""
     package, name = _DEFAULT_RESOURCE
     text = resources.files(package).joinpath(name).read_text(encoding="utf-8")
     document: dict[str, Any] = json.loads(text)
+    items = json.loads(
+        resources.files(package).joinpath(_DEFAULT_ITEMS).read_text(encoding="utf-8")
+    )["items"]
+    by_sub: dict[str, list[dict[str, Any]]] = {}
+    for item in items:
+        fields = {k: v for k, v in item.items() if k != "subcategory_code"}
+        by_sub.setdefault(item["subcategory_code"], []).append(fields)
+    for cat in document["categories"]:
+        for sub in cat["subcategories"]:
+            sub["items"] = by_sub.pop(sub["code"], [])
+    if by_sub:
+        raise ValueError(f"items of unknown subcategories: {sorted(by_sub)}")
     return document
 
 

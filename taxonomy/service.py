@@ -121,7 +121,8 @@ def import_catalogue(
     problems = [
         f"unknown department code {code}"
         for code in sorted(
-            {s.department_code for _, s in catalogue.iter_subcategories()} - known_departments
+            set().union(*(s.departments() for _, s in catalogue.iter_subcategories()))
+            - known_departments
         )
     ]
     problems += dropped_in_use(load_taxonomy(session).catalogue, catalogue, cases_in_use)

@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
 from app.cli import main
@@ -23,22 +21,11 @@ from core.errors import ImportRefused
 from dispatch import service as dispatch_service
 from dispatch.models import Department
 from taxonomy import service as taxonomy_service
-from tests.conftest import SECRET, Api, OwnApp, new_client_id
+from tests.conftest import SECRET, new_client_id
+from tests.taxonomy.conftest import OwnDb
 
 WORKER = "gw440604011001001"
 GRID = "440604011001001"
-
-
-@dataclass(frozen=True)
-class OwnDb:
-    url: str
-    engine: Engine
-    api: Api
-
-
-@pytest.fixture
-def own_db(own_app: OwnApp) -> OwnDb:
-    return OwnDb(own_app.url, own_app.engine, own_app.api)
 
 
 def _file_case(db: OwnDb, point: Callable[[str], tuple[float, float]], sub: str) -> int:
