@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections import defaultdict
 from importlib.resources import files
 from typing import Any
 
@@ -45,18 +44,6 @@ def _writer_corpus(known: set[str]) -> dict[str, list[learned.Example]]:
     return out
 
 
-def _score(ranked: list[tuple[list[str], list[str]]], labels: list[str]) -> dict[str, float]:
-    """Top-1/top-3 at both levels from (categories best first, subcategories best first)."""
-    n = len(labels)
-    hits = defaultdict(int)
-    for (cats, subs), label in zip(ranked, labels, strict=True):
-        hits["category_top1"] += cats[:1] == [label[:2]]
-        hits["category_top3"] += label[:2] in cats[:3]
-        hits["subcategory_top1"] += subs[:1] == [label]
-        hits["subcategory_top3"] += label in subs[:3]
-    return {k: round(hits[k] / n, 4) for k in sorted(TARGETS) + ["subcategory_top3"]}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="latency over 300 texts, not all")
@@ -65,43 +52,28 @@ def main() -> None:
     known = {sub.code for _, sub in catalogue.iter_subcategories()}
     by_writer = _writer_corpus(known)
     corpus = [e for examples in by_writer.values() for e in examples]
-    test = [e for e in corpus if learned.held_out(e)]
-    train = [e for e in corpus if not learned.held_out(e)]
+    train, test = learned.corpus_split(catalogue)
     model = learned.packaged_model()
-    expected = learned.digest_of(
-        sorted(
-            train + learned.catalogue_examples(catalogue),
-            key=lambda e: (e.subcategory_code, e.text, e.source),
-        )
-    )
-    if model is None or model.meta.get("digest") != expected:
+    if model is None or model.meta.get("digest") != learned.digest_of(train):
         log("the packaged model is missing or stale: training one from the corpus now")
         started = time.perf_counter()
-        model = learned.train(train + learned.catalogue_examples(catalogue))
+        model = learned.train(train)
         log(f"trained in {time.perf_counter() - started:.1f} s")
         packaged = False
     else:
         packaged = True
     suggester = learned.LearnedClassifier(model, catalogue, version="bench")
     keywords = Classifier(catalogue)
-    log(f"{len(corpus)} texts, {len(train)} trained on, {len(test)} held out")
+    log(f"{len(corpus)} texts, {len(corpus) - len(test)} trained on, {len(test)} held out")
 
-    learned_ranked, keyword_ranked, uncertain = [], [], []
+    learned_ranked, uncertain = [], []
     for e in test:
         candidates, unsure = suggester.answer(e.text, limit=133)
-        learned_ranked.append(
-            (
-                list(dict.fromkeys(c.category_code for c in candidates)),
-                [c.subcategory_code for c in candidates],
-            )
-        )
+        learned_ranked.append(candidates)
         uncertain.append(unsure)
-        kw = keywords.classify(e.text, limit=133)
-        keyword_ranked.append(
-            (list(dict.fromkeys(c.category_code for c in kw)), [c.subcategory_code for c in kw])
-        )
+    keyword_ranked = [keywords.classify(e.text, limit=133) for e in test]
     labels = [e.subcategory_code for e in test]
-    overall = _score(learned_ranked, labels)
+    overall = learned.accuracy(learned_ranked, labels)
     sure = [i for i, u in enumerate(uncertain) if not u]
     per_writer: dict[str, Any] = {}
     for writer, examples in by_writer.items():
@@ -110,7 +82,7 @@ def main() -> None:
         if index:
             per_writer[writer] = {
                 "n": len(index),
-                **_score([learned_ranked[i] for i in index], [labels[i] for i in index]),
+                **learned.accuracy([learned_ranked[i] for i in index], [labels[i] for i in index]),
             }
 
     # A writer the model has never read: each corpus file in turn is left out of training
@@ -125,18 +97,10 @@ def main() -> None:
                 catalogue,
                 version=f"without-{writer}",
             )
-            ranked = []
-            for e in examples:
-                candidates, _ = alone.answer(e.text, limit=133)
-                ranked.append(
-                    (
-                        list(dict.fromkeys(c.category_code for c in candidates)),
-                        [c.subcategory_code for c in candidates],
-                    )
-                )
+            ranked = [alone.answer(e.text, limit=133)[0] for e in examples]
             unseen_writer[writer] = {
                 "n": len(examples),
-                **_score(ranked, [e.subcategory_code for e in examples]),
+                **learned.accuracy(ranked, [e.subcategory_code for e in examples]),
             }
             log(f"without {writer}: {unseen_writer[writer]}")
         unseen_writer["mean"] = {
@@ -165,14 +129,19 @@ def main() -> None:
                 "features": len(model.vocabulary),
                 "classes": len(model.classes),
             },
-            "corpus": {"texts": len(corpus), "trained_on": len(train), "held_out": len(test)},
+            "corpus": {
+                "texts": len(corpus),
+                "trained_on": len(corpus) - len(test),
+                "held_out": len(test),
+            },
             "held_out": overall,
-            "held_out_keyword_classifier": _score(keyword_ranked, labels),
+            "held_out_keyword_classifier": learned.accuracy(keyword_ranked, labels),
             "per_writer": per_writer,
             "unseen_writer": unseen_writer or None,
             "uncertain_share": round(sum(uncertain) / len(uncertain), 4),
             "category_top1_when_not_uncertain": round(
-                sum(learned_ranked[i][0][:1] == [labels[i][:2]] for i in sure) / len(sure), 4
+                sum(learned_ranked[i][0].category_code == labels[i][:2] for i in sure) / len(sure),
+                4,
             )
             if sure
             else None,

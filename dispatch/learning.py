@@ -73,28 +73,8 @@ def training_set(
 ) -> tuple[list[learned.Example], list[learned.Example]]:
     """(what the model learns from, the corpus's held-out third it is measured on)."""
     known = {sub.code for _, sub in catalogue.iter_subcategories()}
-    corpus = learned.shipped_corpus(known)
-    train = [e for e in corpus if not learned.held_out(e)]
-    test = [e for e in corpus if learned.held_out(e)]
-    train += learned.catalogue_examples(catalogue)
-    train += imported(session, known)
-    train += corrections(session, known)
-    return train, test
-
-
-def evaluate(model: learned.Model, examples: Sequence[learned.Example]) -> dict[str, Any]:
-    """Top-1 and top-3 at both levels, as `gridgov classifier evaluate` prints them."""
-    return {
-        "n": len(examples),
-        "category": {
-            "top1": round(learned.top_k_accuracy(model, examples, level="category", k=1), 4),
-            "top3": round(learned.top_k_accuracy(model, examples, level="category", k=3), 4),
-        },
-        "subcategory": {
-            "top1": round(learned.top_k_accuracy(model, examples, level="subcategory", k=1), 4),
-            "top3": round(learned.top_k_accuracy(model, examples, level="subcategory", k=3), 4),
-        },
-    }
+    train, test = learned.corpus_split(catalogue)
+    return train + imported(session, known) + corrections(session, known), test
 
 
 def train_and_store(session: Session, catalogue: Catalogue, *, now: datetime) -> dict[str, Any]:
@@ -104,7 +84,8 @@ def train_and_store(session: Session, catalogue: Catalogue, *, now: datetime) ->
     started = time.perf_counter()
     model = learned.train(train)
     seconds = round(time.perf_counter() - started, 1)
-    model.meta.update(held_out=evaluate(model, test) if test else None, train_seconds=seconds)
+    held_out = learned.evaluate(model, catalogue, test) if test else None
+    model.meta.update(held_out=held_out, train_seconds=seconds)
     row = ClassifierModel(created_at=now, meta=model.meta, data=model.to_bytes())
     session.add(row)
     session.flush()

@@ -30,6 +30,7 @@ _SCALE = 6.0  # raw evidence of one 4-character keyword maps to a score of about
 _REPEAT_BONUS = 0.25  # each repeat of a keyword adds a quarter of its weight...
 _MAX_REPEATS = 3  # ...up to this many occurrences, so copy-pasted text cannot dominate
 _NOT_WORD = re.compile(r"[\W_]+")
+UNCERTAIN_BELOW = 0.3  # the best score under which `answer` says it is a guess
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +196,11 @@ class Classifier:
             if score > 0.0
         ]
         return out or [self._fallback]
+
+    def answer(self, text: str, *, limit: int = 5) -> tuple[list[Candidate], bool]:
+        """Candidates and whether the best is unclear (its score, not a probability, is low)."""
+        candidates = self.classify(text, limit=limit)
+        return candidates, candidates[0].score < UNCERTAIN_BELOW
 
     def category_for(self, text: str) -> str:
         """The top candidate's category code."""

@@ -28,6 +28,9 @@ from typing import Any
 
 import numpy as np
 
+from taxonomy.catalogue import Catalogue
+from taxonomy.classifier import FALLBACK_CATEGORY, FALLBACK_SCORE, Candidate
+
 # Measured on the corpus's held-out third: single characters and pairs beat 1-3 (trigrams are
 # mostly seen once and overfit: category top-1 89 % against 88 %, subcategory 83 % against 80 %)
 # and 2-3 (80 %, 72 %), at half the model's size.
@@ -95,7 +98,6 @@ class Model:
     # tempered ones' sums), whose logarithms are divided by `category_temperature`.
     temperature: float = 1.0
     category_temperature: float = 1.0
-    _category_of: list[str] = field(init=False, repr=False)
     _category_codes: list[str] = field(init=False, repr=False)
     _category_index: np.ndarray = field(init=False, repr=False)
 
@@ -146,11 +148,15 @@ class Model:
         return Answer(subs, categories, uncertain)
 
     def category_probabilities(self, logits: np.ndarray) -> np.ndarray:
-        """P(category | text), in `_category_codes` order, from the subcategories' logits."""
+        """P(category | text), in `category_codes` order, from the subcategories' logits."""
+        return _softmax(self.category_log_sums(logits) / self.category_temperature)
+
+    def category_log_sums(self, logits: np.ndarray) -> np.ndarray:
+        """The log of each category's share of the untempered subcategory probabilities."""
         sums = np.bincount(
             self._category_index, weights=_softmax(logits), minlength=len(self._category_codes)
         )
-        return _softmax(np.log(np.maximum(sums, 1e-12)) / self.category_temperature)
+        return np.asarray(np.log(np.maximum(sums, 1e-12)))
 
     @property
     def category_codes(self) -> list[str]:
@@ -302,15 +308,9 @@ def _temperatures(model: Model, examples: Sequence[Example]) -> tuple[float, flo
     kept = [(z, i) for z, i in rows if i is not None]
     logits = np.stack([z for z, _ in kept])
     labels = np.array([i for _, i in kept])
-    category_log = np.log(np.maximum(np.stack([_category_sums(model, z) for z in logits]), 1e-12))
+    category_log = np.stack([model.category_log_sums(z) for z in logits])
     category_labels = model._category_index[labels]
     return _best_temperature(logits, labels), _best_temperature(category_log, category_labels)
-
-
-def _category_sums(model: Model, logits: np.ndarray) -> np.ndarray:
-    return np.bincount(
-        model._category_index, weights=_softmax(logits), minlength=len(model.category_codes)
-    )
 
 
 def _best_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -330,20 +330,38 @@ def _best_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
 _SOURCE_WEIGHT = {"corpus": 1.0, "catalogue": 0.3, "history": 1.0, "correction": 3.0}
 
 
-def top_k_accuracy(model: Model, examples: Sequence[Example], *, level: str, k: int) -> float:
-    """Share of examples whose label is among the model's first k (level: category or
-    subcategory)."""
-    if not examples:
-        return math.nan
-    hits = 0
-    for e in examples:
-        answer = model.answer(e.text, limit=k)
-        if level == "category":
-            codes = [code for code, _ in answer.categories[:k]]
-            hits += e.subcategory_code[:2] in codes
-        else:
-            hits += e.subcategory_code in [s.subcategory_code for s in answer.subcategories]
-    return hits / len(examples)
+def accuracy(ranked: Sequence[Sequence[Candidate]], labels: Sequence[str]) -> dict[str, float]:
+    """Top-1 and top-3 at both levels of answers (candidates best first, as intake reads them:
+    categories in the order their candidates come) against subcategory labels."""
+    n = len(labels)
+    hits = dict.fromkeys(
+        ("category_top1", "category_top3", "subcategory_top1", "subcategory_top3"), 0
+    )
+    for candidates, label in zip(ranked, labels, strict=True):
+        categories = list(dict.fromkeys(c.category_code for c in candidates))
+        subcategories = [c.subcategory_code for c in candidates]
+        hits["category_top1"] += categories[:1] == [label[:2]]
+        hits["category_top3"] += label[:2] in categories[:3]
+        hits["subcategory_top1"] += subcategories[:1] == [label]
+        hits["subcategory_top3"] += label in subcategories[:3]
+    return {k: round(v / n, 4) if n else math.nan for k, v in hits.items()}
+
+
+def evaluate(model: Model, catalogue: Catalogue, examples: Sequence[Example]) -> dict[str, Any]:
+    """Top-1 and top-3 at both levels of the model answering as the service does (what
+    `gridgov classifier train` reports on the held-out third)."""
+    suggester = LearnedClassifier(model, catalogue, version="evaluated")
+    scores = accuracy(
+        [suggester.answer(e.text, limit=50)[0] for e in examples],
+        [e.subcategory_code for e in examples],
+    )
+    return {
+        "n": len(examples),
+        **{
+            level: {k: scores[f"{level}_{k}"] for k in ("top1", "top3")}
+            for level in ("category", "subcategory")
+        },
+    }
 
 
 # --- the shipped corpus ----------------------------------------------------------------------
@@ -372,7 +390,16 @@ def held_out(example: Example) -> bool:
     return hashlib.sha256(example.text.encode()).digest()[0] % 3 == 0
 
 
-def catalogue_examples(catalogue: Any) -> list[Example]:
+def corpus_split(catalogue: Catalogue) -> tuple[list[Example], list[Example]]:
+    """(what every model learns from before a district's own data: the corpus's two thirds and
+    the catalogue's names and keywords; the held-out third it is measured on)."""
+    known = {sub.code for _, sub in catalogue.iter_subcategories()}
+    corpus = shipped_corpus(known)
+    train = [e for e in corpus if not held_out(e)] + catalogue_examples(catalogue)
+    return train, [e for e in corpus if held_out(e)]
+
+
+def catalogue_examples(catalogue: Catalogue) -> list[Example]:
     """Each subcategory's name and keywords as short examples: every code is answerable."""
     out = []
     for _, sub in catalogue.iter_subcategories():
@@ -390,13 +417,10 @@ class LearnedClassifier:
     `classify` as the keyword classifier it replaces, plus `answer` (with `uncertain`) and the
     version of the model that spoke."""
 
-    def __init__(self, model: Model, catalogue: Any, *, version: str) -> None:
-        from taxonomy.classifier import FALLBACK_CATEGORY, FALLBACK_SCORE, Candidate
-
+    def __init__(self, model: Model, catalogue: Catalogue, *, version: str) -> None:
         self.model = model
         self.version = version
         self._known = {sub.code for _, sub in catalogue.iter_subcategories()}
-        self._candidate = Candidate
         fallback = next(
             (
                 sub.code
@@ -407,7 +431,7 @@ class LearnedClassifier:
         ) or next(sub.code for _, sub in catalogue.iter_subcategories())
         self._fallback = Candidate(fallback[:2], fallback, FALLBACK_SCORE)
 
-    def answer(self, text: str, *, limit: int = 5) -> tuple[list[Any], bool]:
+    def answer(self, text: str, *, limit: int = 5) -> tuple[list[Candidate], bool]:
         """Candidates best first (at most `limit`, never empty) and whether the best is
         unclear. Never raises."""
         limit = max(1, limit)
@@ -424,13 +448,13 @@ class LearnedClassifier:
         first = next(s for s in answer.subcategories if s.category_code == best_category)
         ranked = [first, *(s for s in answer.subcategories if s is not first)]
         out = [
-            self._candidate(s.category_code, s.subcategory_code, s.score)
+            Candidate(s.category_code, s.subcategory_code, s.score)
             for s in ranked
             if s.subcategory_code in self._known
         ][:limit]
         return (out or [self._fallback]), answer.uncertain
 
-    def classify(self, text: str, *, limit: int = 5) -> list[Any]:
+    def classify(self, text: str, *, limit: int = 5) -> list[Candidate]:
         return self.answer(text, limit=limit)[0]
 
     def category_for(self, text: str) -> str:

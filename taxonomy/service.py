@@ -21,9 +21,12 @@ from taxonomy.models import CatalogueRevision, ClassifierModel
 
 
 class Suggester(Protocol):
-    """What intake and the classify endpoint ask: ranked candidates, never raising."""
+    """What intake and the classify endpoint ask: ranked candidates (and whether the best is
+    unclear), never raising. The learned classifier, or the keyword one it replaced."""
 
     def classify(self, text: str, *, limit: int = 5) -> list[Candidate]: ...
+
+    def answer(self, text: str, *, limit: int = 5) -> tuple[list[Candidate], bool]: ...
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,8 @@ class Taxonomy:
     model_version: str = "keywords"
 
     def answer(self, text: str, *, limit: int = 5) -> tuple[list[Candidate], bool]:
-        """Candidates and whether the best is unclear (the keyword classifier: when its best
-        score is low)."""
-        if isinstance(self.classifier, LearnedClassifier):
-            return self.classifier.answer(text, limit=limit)
-        candidates = self.classifier.classify(text, limit=limit)
-        return candidates, candidates[0].score < KEYWORD_UNCERTAIN_BELOW
-
-
-# The keyword classifier's scores are not probabilities: below this its best is a guess.
-KEYWORD_UNCERTAIN_BELOW = 0.3
+        """Candidates and whether the best is unclear."""
+        return self.classifier.answer(text, limit=limit)
 
 
 def latest_revision_id(session: Session) -> int:

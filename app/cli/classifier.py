@@ -42,13 +42,9 @@ def classifier_train(package: Path | None) -> None:
 
     if package is not None:
         catalogue = load_default_catalogue()
-        known = {sub.code for _, sub in catalogue.iter_subcategories()}
-        corpus = learned.shipped_corpus(known)
-        train = [e for e in corpus if not learned.held_out(e)]
-        train += learned.catalogue_examples(catalogue)
-        test = [e for e in corpus if learned.held_out(e)]
+        train, test = learned.corpus_split(catalogue)
         model = learned.train(train)
-        model.meta.update(held_out=learning.evaluate(model, test) if test else None)
+        model.meta.update(held_out=learned.evaluate(model, catalogue, test) if test else None)
         data = model.to_bytes()
         package.write_bytes(data)
         click.echo(json.dumps({"written": str(package), "bytes": len(data), **model.meta}))
