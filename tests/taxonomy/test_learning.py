@@ -290,3 +290,19 @@ def test_only_the_newest_models_are_kept(own_app: OwnApp, monkeypatch: pytest.Mo
         kept = session.execute(select(ClassifierModel.id).order_by(ClassifierModel.id)).scalars()
         assert [str(i) for i in kept] == [v["model_version"] for v in versions[1:]]
     assert _classify(own_app, "路灯坏咗")["model_version"] == versions[-1]["model_version"]
+
+
+def test_a_history_csv_that_is_not_utf8_or_too_long_is_refused(
+    own_app: OwnApp, tmp_path: Path
+) -> None:
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes("text,subcategory_code\n路灯坏,0802\n".encode("gbk"))
+    result = CliRunner().invoke(main, ["classifier", "import-history", str(gbk)])
+    assert result.exit_code == 2
+    assert "invalid_history" in result.output
+    assert "not UTF-8" in result.output
+    long = _write_csv(tmp_path / "long.csv", [["text", "subcategory_code"], ["路" * 4001, "0802"]])
+    result = CliRunner().invoke(main, ["classifier", "import-history", str(long)])
+    assert result.exit_code == 2
+    assert "row 2, column text: longer than 4000 characters" in result.output
+    assert _stored(own_app) == 0
