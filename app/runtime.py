@@ -29,6 +29,7 @@ from events.service import IntakeContext
 from grid.index import GridIndex
 from grid.service import grid_resolver
 from notify import outbox
+from taxonomy.revisions import RevisionCatalogues
 from taxonomy.service import Taxonomy, taxonomy_holder
 
 log = logging.getLogger("gridgov.runtime")
@@ -134,6 +135,7 @@ def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) 
     actors = ActorCache(settings.auth_cache_seconds)
     outbox.configure(engine, refresh_seconds=settings.grid_refresh_seconds)
     taxonomy = taxonomy_holder(engine, refresh_seconds=settings.grid_refresh_seconds)
+    catalogues = RevisionCatalogues(engine, current=lambda: taxonomy.get().catalogue)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -145,7 +147,7 @@ def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) 
         policy=Policy(
             audit_key=settings.secret_key,
             warn_fraction=settings.warn_fraction,
-            escalation=lambda: taxonomy.get().catalogue.escalation,
+            escalation=lambda revision: catalogues.get(revision).escalation,
             max_extensions=settings.max_extensions,
             reopen_after_visit_days=settings.reopen_after_visit_days,
             accept_limit_hours=settings.accept_limit_working_hours,

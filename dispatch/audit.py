@@ -208,6 +208,20 @@ _V2_KINDS = tuple(
     _V2_POINT if name == "location" else _V2_FLOAT if name in _FLOAT_FIELDS else _V2_ANY
     for name in _V2_FIELDS
 )
+# Fields added after the second digest was sealed (0021: the item, the catalogue revision, the
+# item's stage limits), with the value every case had before them. Each is appended, named,
+# only when it differs: every state recorded before still reproduces. Not here: the classifier's
+# doubt (`classification_uncertain`), advice on what to read first, not a decision.
+V2_LATER_FIELDS: dict[str, Any] = {
+    "item_code": None,
+    "catalogue_revision": 0,
+    "accept_hours": None,
+    "verify_hours": None,
+}
+_V2_LATER_PLAN = tuple(
+    (name, before, _V2_FLOAT if name.endswith("_hours") else _V2_ANY)
+    for name, before in V2_LATER_FIELDS.items()
+)
 
 
 def _v2_text(value: str) -> str:
@@ -250,6 +264,10 @@ def state_digest(case: Any) -> str:
             parts.append(f"t{(value - _EPOCH) // _MICROSECOND}")
         else:
             parts.append(_v2_part(value, kind))
+    for name, before, kind in _V2_LATER_PLAN:
+        value = getattr(case, name)
+        if value != before:
+            parts.append(f"{name}={_v2_part(value, kind)}")
     return hashlib.sha256(_V2_SEP.join(parts).encode()).hexdigest()
 
 

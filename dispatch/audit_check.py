@@ -44,7 +44,10 @@ def verify_audit(
     problems: list[audit.ChainProblem] = []
     anchor = audit.LegacyAnchor()
     case_columns = [_CASE.c[name] for name in ("id", "history_head", "history_seq")]
-    case_columns += [_CASE.c[name] for name in (*audit.AUDITED_FIELDS, *audit.LATER_FIELDS)]
+    case_columns += [
+        _CASE.c[name]
+        for name in (*audit.AUDITED_FIELDS, *audit.LATER_FIELDS, *audit.V2_LATER_FIELDS)
+    ]
     cases = 0
     lo = 0
     while True:

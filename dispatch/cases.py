@@ -28,7 +28,7 @@ from sqlalchemy.orm import class_mapper
 from sqlmodel import Session, SQLModel, col
 
 from core.db import SRID
-from core.errors import CaseNotFound, UnknownDepartment, UnknownSubcategory
+from core.errors import CaseNotFound, UnknownDepartment, UnknownItem, UnknownSubcategory
 from core.models import Role
 from core.security import Actor, Party
 from dispatch.changes import EventType, change
@@ -52,6 +52,24 @@ class Routing:
     urgency: str
     time_limit_value: int
     time_limit_unit: TimeUnit
+    catalogue_revision: int = 0
+    item_code: str | None = None
+    accept_hours: float | None = None
+    verify_hours: float | None = None
+    classification_uncertain: bool | None = None
+
+    def apply_to(self, case: Case) -> None:
+        """Give the case this classification, unit, urgency and limits (register, 改类)."""
+        case.category_code = self.category_code
+        case.subcategory_code = self.subcategory_code
+        case.department_code = self.department_code
+        case.urgency = self.urgency
+        case.time_limit_value = self.time_limit_value
+        case.time_limit_unit = self.time_limit_unit
+        case.catalogue_revision = self.catalogue_revision
+        case.item_code = self.item_code
+        case.accept_hours = self.accept_hours
+        case.verify_hours = self.verify_hours
 
 
 @dataclass(frozen=True)
@@ -68,19 +86,39 @@ class NewCase:
 
 
 def routing_for(
-    catalogue: Catalogue, subcategory_code: str, *, score: float | None = None
+    catalogue: Catalogue,
+    subcategory_code: str,
+    *,
+    score: float | None = None,
+    uncertain: bool | None = None,
+    item_code: str | None = None,
+    grid_code: str = "",
 ) -> Routing:
+    """Where a case of this subcategory (and item, 条) goes in this grid: the item's unit for
+    the grid's village or town, else the item's, else the subcategory's; the item's urgency and
+    limits where it sets them."""
     sub = catalogue.subcategory(subcategory_code)
     if sub is None:
         raise UnknownSubcategory(subcategory=subcategory_code)
+    item = None
+    if item_code is not None:
+        item = sub.item(item_code)
+        if item is None:
+            raise UnknownItem(item=item_code, subcategory=sub.code)
+    limit = (item.time_limit if item else None) or sub.time_limit
     return Routing(
         category_code=catalogue.category_of(sub.code).code,
         subcategory_code=sub.code,
         classification_score=score,
-        department_code=sub.department_code,
-        urgency=str(sub.urgency),
-        time_limit_value=sub.time_limit.value,
-        time_limit_unit=TimeUnit(sub.time_limit.unit),
+        department_code=(item.department_in(grid_code) if item else None) or sub.department_code,
+        urgency=str((item.urgency if item else None) or sub.urgency),
+        time_limit_value=limit.value,
+        time_limit_unit=TimeUnit(limit.unit),
+        catalogue_revision=catalogue.revision,
+        item_code=item.code if item else None,
+        accept_hours=item.accept_hours if item else None,
+        verify_hours=item.verify_hours if item else None,
+        classification_uncertain=uncertain,
     )
 
 
@@ -254,6 +292,11 @@ def open_case(
         category_code=r.category_code,
         subcategory_code=r.subcategory_code,
         classification_score=r.classification_score,
+        classification_uncertain=r.classification_uncertain,
+        catalogue_revision=r.catalogue_revision,
+        item_code=r.item_code,
+        accept_hours=r.accept_hours,
+        verify_hours=r.verify_hours,
         department_code=r.department_code,
         urgency=r.urgency,
         time_limit_value=r.time_limit_value,

@@ -141,7 +141,11 @@ def _apply_limit(
     instant is the yellow or the red card's whatever the ladder says."""
     assert case.due_at is not None
     assert case.warn_at is not None
-    ladder = policy.escalation().for_urgency(case.urgency) if now >= case.due_at else ()
+    ladder = (
+        policy.escalation(case.catalogue_revision).for_urgency(case.urgency)
+        if now >= case.due_at
+        else ()
+    )
     state = sla.evaluate(
         now=now,
         warn_at=case.warn_at,

@@ -48,6 +48,8 @@ class ActionParams:
     hours: int | None = None
     satisfaction: str | None = None
     category_code: str | None = None
+    # register / recategorize: the item (条) of the subcategory the case is registered as.
+    item_code: str | None = None
     # resolve / verify: the actor's uploaded photos (media.service), linked to the case.
     attachment_ids: tuple[str, ...] = ()
 
@@ -79,19 +81,31 @@ def no_effect(step: Step) -> None:
 def register(step: Step) -> None:
     """受理/立案; the dispatcher's word overrides classification, unit and grid."""
     case, params, data = step.case, step.params, step.data
-    if params.subcategory_code and params.subcategory_code != case.subcategory_code:
-        routing = routing_for(step.catalogue, params.subcategory_code)
-        data["subcategory_from"] = case.subcategory_code
-        case.category_code = routing.category_code
-        case.subcategory_code = routing.subcategory_code
-        case.department_code = routing.department_code
-        case.urgency = routing.urgency
-        case.time_limit_value = routing.time_limit_value
-        case.time_limit_unit = routing.time_limit_unit
-        data["subcategory_code"] = routing.subcategory_code
+    new_sub = params.subcategory_code and params.subcategory_code != case.subcategory_code
+    new_item = params.item_code and params.item_code != case.item_code
+    if new_sub or new_item:
+        # 立案 as an item (条): its unit in this grid's village or town, urgency and limits.
+        routing = routing_for(
+            step.catalogue,
+            params.subcategory_code or case.subcategory_code,
+            item_code=params.item_code,
+            grid_code=params.grid_code or case.grid_code,
+        )
+        if new_sub:
+            data["subcategory_from"] = case.subcategory_code
+            data["subcategory_code"] = routing.subcategory_code
+        if routing.item_code:
+            if case.item_code:
+                data["item_from"] = case.item_code
+            data["item_code"] = routing.item_code
+        if routing.department_code != case.department_code:
+            data["department_from"] = case.department_code
+            data["department_code"] = routing.department_code
+        routing.apply_to(case)
     if params.department_code and params.department_code != case.department_code:
         require_department(step.session, params.department_code)
-        data["department_from"] = case.department_code
+        data.setdefault("department_from", case.department_code)
+        data["department_code"] = params.department_code
         case.department_code = params.department_code
     if params.grid_code and params.grid_code != case.grid_code:
         if not step.grid_exists(params.grid_code):

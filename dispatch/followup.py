@@ -118,7 +118,12 @@ def recategorize(step: Step) -> None:
     with its clock restarted (the old unit loses sight of it)."""
     case, params = step.case, step.params
     assert params.subcategory_code is not None  # the row needs it
-    routing = routing_for(step.catalogue, params.subcategory_code)
+    routing = routing_for(
+        step.catalogue,
+        params.subcategory_code,
+        item_code=params.item_code,
+        grid_code=case.grid_code,
+    )
     if params.category_code and params.category_code != routing.category_code:
         raise UnknownSubcategory(subcategory=params.subcategory_code)
     step.data.update(
@@ -129,13 +134,10 @@ def recategorize(step: Step) -> None:
         subcategory_code=routing.subcategory_code,
         department_code=routing.department_code,
     )
+    if routing.item_code or case.item_code:
+        step.data.update(item_from=case.item_code, item_code=routing.item_code)
     moved = routing.department_code != case.department_code
-    case.category_code = routing.category_code
-    case.subcategory_code = routing.subcategory_code
-    case.department_code = routing.department_code
-    case.urgency = routing.urgency
-    case.time_limit_value = routing.time_limit_value
-    case.time_limit_unit = routing.time_limit_unit
+    routing.apply_to(case)
     case.classification_score = None
     if moved and case.dispatched_at is not None:
         # The row's target is None (the status stays) but for this: the new unit must accept.

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -75,6 +76,9 @@ class Case(SQLModel, table=True):
         Index("ix_gg_case_closed_at", "closed_at"),
         # 并单 candidates at intake: one category, a latitude band, then longitude (duplicates).
         Index("ix_gg_case_category_lat_lng", "category_code", "lat", "lng"),
+        # Heat (热力) and the early-warning scans: cases by report time, of one category or all.
+        Index("ix_gg_case_reported_at", "reported_at"),
+        Index("ix_gg_case_category_reported_at", "category_code", "reported_at"),
     )
     # Optimistic lock: an UPDATE that finds another version fails (two dispatchers at once).
     __mapper_args__ = {"version_id_col": _VERSION}  # noqa: RUF012
@@ -99,6 +103,18 @@ class Case(SQLModel, table=True):
     category_code: str = Field(max_length=2)
     subcategory_code: str = Field(max_length=8)
     classification_score: float | None = None
+    # The classifier was not sure (its best category below its threshold or close to the
+    # second): the command centre looks first. None: given by the reporter, or before 0021.
+    classification_uncertain: bool | None = None
+    # The item (条) the case was registered as, and the catalogue revision it was routed by (0:
+    # the packaged one): an import since does not change an open case's ladder or limits.
+    item_code: str | None = Field(default=None, max_length=8)
+    catalogue_revision: int = Field(
+        default=0, sa_column=Column(Integer, nullable=False, server_default=text("0"))
+    )
+    # The item's stage limits in working hours (None: the service's settings).
+    accept_hours: float | None = None
+    verify_hours: float | None = None
     department_code: str = Field(
         sa_column=Column(String(16), ForeignKey("department.code"), nullable=False, index=True)
     )

@@ -56,6 +56,11 @@ class CaseNames:
         sub = self.catalogue.subcategory(code)
         return None if sub is None else sub.name
 
+    def item_name(self, subcategory_code: str, item_code: str | None) -> str | None:
+        sub = self.catalogue.subcategory(subcategory_code)
+        item = None if sub is None or item_code is None else sub.item(item_code)
+        return None if item is None else item.name
+
     def department_name(self, code: str) -> str | None:
         return self.departments.get(code)
 

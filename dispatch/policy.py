@@ -19,6 +19,9 @@ class Policy:
     # Per-stage limits in working hours: 签收 by the unit, 核查 by the grid worker.
     accept_limit_hours: float = 2.0
     verify_limit_hours: float = 8.0
-    # The escalation ladders in force: the catalogue's, read when a case passes its deadline
-    # (an import changes them while the service runs). Default: the packaged catalogue's.
-    escalation: Callable[[], EscalationLadders] = field(default=default_escalation, compare=False)
+    # The escalation ladders of a catalogue revision (a case climbs those of the revision it was
+    # registered under; an import since changes new cases only), read when a case passes its
+    # deadline. Default: the packaged catalogue's, whatever the revision.
+    escalation: Callable[[int], EscalationLadders] = field(
+        default=lambda _revision: default_escalation(), compare=False
+    )

@@ -114,6 +114,16 @@ class CaseOut(BaseModel):
     subcategory_code: str
     subcategory_name: str | None
     classification_score: float | None
+    classification_uncertain: bool | None = Field(
+        description="the classifier was not sure of its category at intake: look first "
+        "(null: the reporter named the category, or the case is older than the flag)"
+    )
+    item_code: str | None = Field(description="the item (条) the case was registered as")
+    item_name: str | None
+    catalogue_revision: int = Field(
+        description="the catalogue revision that routed the case (0: the packaged one); an "
+        "import since does not change its ladder or limits"
+    )
     department_code: str
     department_name: str | None
     area_path: list[AreaPathItem] = Field(description="district → grid")
@@ -197,6 +207,10 @@ def case_out(
         subcategory_code=case.subcategory_code,
         subcategory_name=names.subcategory_name(case.subcategory_code),
         classification_score=case.classification_score,
+        classification_uncertain=case.classification_uncertain,
+        item_code=case.item_code,
+        item_name=names.item_name(case.subcategory_code, case.item_code),
+        catalogue_revision=case.catalogue_revision,
         department_code=case.department_code,
         department_name=names.department_name(case.department_code),
         area_path=[
@@ -297,6 +311,12 @@ class ActionIn(BaseModel):
     department_code: Identifier | None = Field(default=None, max_length=16)
     grid_code: Identifier | None = Field(default=None, max_length=15)
     subcategory_code: Identifier | None = Field(default=None, max_length=8)
+    item_code: Identifier | None = Field(
+        default=None,
+        max_length=8,
+        description="register / recategorize: the item (条) of the subcategory, whose unit "
+        "(per area), urgency and limits then apply",
+    )
     amount: StrictFloat | None = Field(
         default=None, description="extend: how much, a whole number of the case's unit"
     )

@@ -29,8 +29,12 @@ class Stage(StrEnum):
 STAGE_OF_STATUS = {CaseStatus.DISPATCHED: Stage.ACCEPT, CaseStatus.RESOLVED: Stage.VERIFY}
 
 
-def stage_hours(stage: Stage, policy: Policy) -> float:
-    return policy.accept_limit_hours if stage is Stage.ACCEPT else policy.verify_limit_hours
+def stage_hours(stage: Stage, policy: Policy, case: Case) -> float:
+    """The stage's limit: the case's item's (条) when the catalogue sets one, else the
+    service's."""
+    if stage is Stage.ACCEPT:
+        return case.accept_hours or policy.accept_limit_hours
+    return case.verify_hours or policy.verify_limit_hours
 
 
 def current_stage(case: Case) -> Stage | None:
@@ -44,7 +48,7 @@ def start_stage(case: Case, *, calendar: WorkCalendar, policy: Policy, now: date
     if stage is None:
         case.stage_warn_at = case.stage_due_at = None
         return
-    limit = stage_hours(stage, policy) * 3600.0
+    limit = stage_hours(stage, policy, case) * 3600.0
     case.stage_warn_at = calendar.add_working_seconds(now, limit * policy.warn_fraction)
     case.stage_due_at = calendar.add_working_seconds(now, limit)
 

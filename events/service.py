@@ -198,16 +198,26 @@ def route(report: ReportIn, description: str, taxonomy: Taxonomy) -> dispatch_se
         return dispatch_service.routing_for(catalogue, sub.code)
     if report.category_code is not None and catalogue.category(report.category_code) is None:
         raise UnknownCategory(category=report.category_code)
-    candidates = taxonomy_service.classify_within(
-        taxonomy.classifier, description, category_code=report.category_code, limit=1
-    )
+    if report.category_code is None:
+        # The classifier's word, and whether it is sure (stored: the command centre looks first
+        # at what it was not sure of). A category named by the reporter is not in doubt.
+        candidates, uncertain = taxonomy.answer(description, limit=1)
+    else:
+        candidates = taxonomy_service.classify_within(
+            taxonomy.classifier, description, category_code=report.category_code, limit=1
+        )
+        uncertain = False
     if candidates:
         best = candidates[0]
-        return dispatch_service.routing_for(catalogue, best.subcategory_code, score=best.score)
+        return dispatch_service.routing_for(
+            catalogue, best.subcategory_code, score=best.score, uncertain=uncertain
+        )
     # The named category shares nothing with the text: its catch-all (last) subcategory.
     category = catalogue.category(report.category_code or "")
     assert category is not None
-    return dispatch_service.routing_for(catalogue, category.subcategories[-1].code, score=0.0)
+    return dispatch_service.routing_for(
+        catalogue, category.subcategories[-1].code, score=0.0, uncertain=uncertain
+    )
 
 
 @dataclass(frozen=True)

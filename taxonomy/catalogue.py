@@ -76,7 +76,23 @@ class Item(_Frozen):
     department_code: str | None = None
     urgency: Urgency | None = None
     time_limit: TimeLimit | None = None
+    # Stage limits (working hours) when they differ from the service's settings
+    # (GRIDGOV_ACCEPT_LIMIT_HOURS, GRIDGOV_VERIFY_LIMIT_HOURS): 签收 by the unit, 核查 by the
+    # grid worker.
+    accept_hours: float | None = Field(default=None, gt=0, le=720)
+    verify_hours: float | None = Field(default=None, gt=0, le=720)
     area_departments: tuple[AreaDepartment, ...] = ()
+
+    def department_in(self, grid_code: str) -> str | None:
+        """The unit answering for this item in the grid's village or town (the village's
+        override first), else the item's own (None: the subcategory's)."""
+        for area in self.area_departments:
+            if grid_code.startswith(area.area_code) and len(area.area_code) == 12:
+                return area.department_code
+        for area in self.area_departments:
+            if grid_code.startswith(area.area_code):
+                return area.department_code
+        return self.department_code
 
     @model_validator(mode="after")
     def _check_areas(self) -> Item:
@@ -98,6 +114,17 @@ class Subcategory(_Frozen):
     time_limit: TimeLimit
     items: tuple[Item, ...] = ()
 
+    @field_validator("keywords")
+    @classmethod
+    def _check_keyword_bars(cls, keywords: tuple[str, ...]) -> tuple[str, ...]:
+        """A spreadsheet keeps a subcategory's keywords in one cell joined with "|", so a
+        keyword containing "|" would come back split in two: refuse it, and a round trip
+        through a spreadsheet is lossless."""
+        for keyword in keywords:
+            if "|" in keyword:
+                raise ValueError(f'keyword {keyword!r} must not contain "|"')
+        return keywords
+
     @model_validator(mode="after")
     def _check_keywords(self) -> Subcategory:
         """Keywords are non-blank, so the classifier never indexes an empty string; item codes
@@ -115,6 +142,10 @@ class Subcategory(_Frozen):
                 raise ValueError(f"duplicate item code {item.code}")
             seen.add(item.code)
         return self
+
+    def item(self, code: str) -> Item | None:
+        """The item (条) with this code, or None."""
+        return next((i for i in self.items if i.code == code), None)
 
     def departments(self) -> set[str]:
         """Every unit this subcategory and its items name."""
@@ -212,6 +243,9 @@ class Catalogue(_Frozen):
     escalation: EscalationLadders = Field(default_factory=default_escalation)
     categories: tuple[Category, ...] = Field(min_length=1)
 
+    # The stored revision this catalogue was loaded from (0: the packaged one). Not part of the
+    # document: the database numbers the revisions; cases record the one they were routed by.
+    _revision: int = PrivateAttr(default=0)
     _categories: dict[str, Category] = PrivateAttr(default_factory=dict)
     _subcategories: dict[str, Subcategory] = PrivateAttr(default_factory=dict)
     _parent: dict[str, Category] = PrivateAttr(default_factory=dict)
@@ -239,6 +273,16 @@ class Catalogue(_Frozen):
                 self._subcategories[sub.code] = sub
                 self._parent[sub.code] = cat
 
+    @property
+    def revision(self) -> int:
+        return self._revision
+
+    def as_revision(self, revision: int) -> Catalogue:
+        """This catalogue as stored revision `revision` (a copy: catalogues are shared)."""
+        copy = self.model_copy()
+        copy._revision = revision
+        return copy
+
     def category(self, code: str) -> Category | None:
         """The category with this two-digit code, or None."""
         return self._categories.get(code)
@@ -261,7 +305,7 @@ class Catalogue(_Frozen):
                 yield cat, sub
 
 
-def _describe_loc(data: object, loc: tuple[int | str, ...]) -> str:
+def describe_location(data: object, loc: tuple[int | str, ...]) -> str:
     """Render a pydantic error location as a path, naming the code of each list item on it."""
     parts: list[str] = []
     node: object = data
@@ -287,7 +331,7 @@ def parse_catalogue(data: Mapping[str, Any]) -> Catalogue:
         lines = []
         for err in exc.errors(include_url=False):
             msg = str(err["msg"]).removeprefix("Value error, ")
-            lines.append(f"  {_describe_loc(data, tuple(err['loc']))}: {msg}")
+            lines.append(f"  {describe_location(data, tuple(err['loc']))}: {msg}")
         raise ValueError("invalid catalogue:\n" + "\n".join(lines)) from None
 
 

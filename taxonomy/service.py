@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -14,7 +14,7 @@ from sqlmodel import Session, col
 
 from core.errors import InvalidCatalogue
 from core.revisioned import RevisionedCache
-from taxonomy.catalogue import Catalogue, load_default_catalogue, parse_catalogue
+from taxonomy.catalogue import Catalogue, describe_location, load_default_catalogue, parse_catalogue
 from taxonomy.classifier import Candidate, Classifier
 from taxonomy.learned import LearnedClassifier, Model, packaged_model
 from taxonomy.models import CatalogueRevision, ClassifierModel
@@ -62,7 +62,7 @@ def load_taxonomy(session: Session) -> Taxonomy:
     else:
         row = session.get(CatalogueRevision, rev)
         assert row is not None
-        catalogue = parse_catalogue(row.data)
+        catalogue = parse_catalogue(row.data).as_revision(rev)
     model_id = latest_model_id(session)
     model, version = None, "keywords"
     if model_id:
@@ -94,6 +94,9 @@ def taxonomy_holder(engine: Engine, *, refresh_seconds: float) -> RevisionedCach
     )
 
 
+Location = tuple[int | str, ...]
+
+
 def import_catalogue(
     session: Session,
     data: Mapping[str, Any],
@@ -102,32 +105,77 @@ def import_catalogue(
     known_departments: set[str],
     cases_in_use: Mapping[tuple[str, str], int],
     note: str = "",
+    locate: Callable[[Location], str] | None = None,
+    problems: Sequence[str] = (),
 ) -> Catalogue:
     """Validate a whole catalogue and store it as the new revision (all or nothing).
 
     `cases_in_use`: open cases by (category code, subcategory code); a catalogue that drops a
     code some open case still carries is refused, naming the codes and how many cases.
+    `locate`: where a place in the document came from (a spreadsheet's sheet, row and
+    column), so every problem names it; without it a problem names its path in the JSON.
+    `problems`: those the reader of the file already found; any refuses the import too.
     """
+    found = list(problems)
+    catalogue: Catalogue | None = None
+    if not isinstance(data, Mapping):
+        raise InvalidCatalogue(problems=[f"catalogue must be an object, not {type(data).__name__}"])
     try:
-        catalogue = parse_catalogue(data)
-    except (ValueError, ValidationError) as exc:
-        lines = [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
-        raise InvalidCatalogue(problems=lines or [str(exc)]) from None
-    problems = [
-        f"unknown department code {code}"
-        for code in sorted(
-            set().union(*(s.departments() for _, s in catalogue.iter_subcategories()))
-            - known_departments
-        )
-    ]
-    problems += dropped_in_use(load_taxonomy(session).catalogue, catalogue, cases_in_use)
-    if problems:
-        raise InvalidCatalogue(problems=problems)
+        catalogue = Catalogue.model_validate(dict(data))
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            where = locate(loc) if locate is not None else describe_location(data, loc)
+            found.append(f"{where}: {str(err['msg']).removeprefix('Value error, ')}")
+    found += unknown_departments(data, known_departments, locate)
+    if catalogue is not None:
+        found += dropped_in_use(load_taxonomy(session).catalogue, catalogue, cases_in_use)
+    if found or catalogue is None:
+        raise InvalidCatalogue(problems=found or ["invalid catalogue"])
     session.add(
         CatalogueRevision(data=catalogue.model_dump(mode="json"), note=note, created_at=now)
     )
     session.flush()
     return catalogue
+
+
+def unknown_departments(
+    data: Mapping[str, Any], known: set[str], locate: Callable[[Location], str] | None
+) -> list[str]:
+    """Units the document names that do not exist: each code once, or with `locate` each
+    place naming one. Read from the document rather than the parsed catalogue, so they are
+    reported along with the schema's problems."""
+    named: list[tuple[Location, object]] = []
+    for i, cat in _entries(data, "categories"):
+        for j, sub in _entries(cat, "subcategories"):
+            at: Location = ("categories", i, "subcategories", j)
+            named.append(((*at, "department_code"), sub.get("department_code")))
+            for k, item in _entries(sub, "items"):
+                on: Location = (*at, "items", k)
+                named.append(((*on, "department_code"), item.get("department_code")))
+                for n, area in _entries(item, "area_departments"):
+                    named.append(
+                        (
+                            (*on, "area_departments", n, "department_code"),
+                            area.get("department_code"),
+                        )
+                    )
+    unknown = [
+        (loc, code.strip())
+        for loc, code in named
+        if isinstance(code, str) and code.strip() and code.strip() not in known
+    ]
+    if locate is None:
+        return [f"unknown department code {code}" for code in sorted({c for _, c in unknown})]
+    return [f"{locate(loc)}: unknown department code {code}" for loc, code in unknown]
+
+
+def _entries(node: Any, key: str) -> list[tuple[int, Mapping[str, Any]]]:
+    """The objects of a list in a document not yet validated (anything else is skipped)."""
+    value = node.get(key) if isinstance(node, Mapping) else None
+    if not isinstance(value, list | tuple):
+        return []
+    return [(n, v) for n, v in enumerate(value) if isinstance(v, Mapping)]
 
 
 def dropped_in_use(

@@ -64,15 +64,40 @@ def _csv(path: Path) -> Table:
     return _table(path.name, iter(csv.reader(io.StringIO(text))))
 
 
-def _xlsx(path: Path, sheet: str | None) -> Table:
+def read_workbook(path: Path) -> dict[str, Table]:
+    """Every sheet of an XLSX workbook by name, read in one pass (a file holding several
+    tables, such as the catalogue's items, escalation and catalogue sheets). A sheet with no
+    header row is left out, as if it were missing."""
+    if path.suffix.lower() not in (".xlsx", ".xlsm"):
+        raise UnreadableFile(f"{path.name}: expected an .xlsx file")
+    book = _open_xlsx(path)
+    try:
+        tables = {}
+        for ws in book.worksheets:
+            try:
+                tables[ws.title] = _table(
+                    ws.title, (list(r) for r in ws.iter_rows(values_only=True))
+                )
+            except UnreadableFile:
+                continue
+        return tables
+    finally:
+        book.close()
+
+
+def _open_xlsx(path: Path) -> Any:
     from zipfile import BadZipFile
 
     from openpyxl import load_workbook
 
     try:
-        book = load_workbook(path, read_only=True, data_only=True)
+        return load_workbook(path, read_only=True, data_only=True)
     except (BadZipFile, OSError, KeyError, ValueError) as exc:
         raise UnreadableFile(f"{path.name}: not an XLSX workbook ({exc})") from None
+
+
+def _xlsx(path: Path, sheet: str | None) -> Table:
+    book = _open_xlsx(path)
     try:
         if sheet is not None and sheet not in book.sheetnames:
             raise UnreadableFile(f"{path.name}: no sheet named {sheet!r}")

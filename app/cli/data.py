@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 from sqlmodel import col
@@ -72,26 +73,44 @@ def taxonomy() -> None:
 @taxonomy.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def taxonomy_import(file: Path) -> None:
-    """Validate and install a catalogue (JSON) as the new revision."""
+    """Validate and install a catalogue as the new revision: `.json` (as exported), `.xlsx`
+    (sheets items, escalation and optionally catalogue) or `.csv` (the items table only: the
+    escalation ladders and version of the catalogue in force are kept). Checked whole; every
+    problem names its place (sheet, row and column in a spreadsheet); nothing is stored on
+    any problem."""
     from sqlalchemy import select
 
     from app.migrate import upgrade
     from dispatch import service as dispatch_service
     from dispatch.models import Department
     from taxonomy import service as taxonomy_service
+    from taxonomy import workbook
+    from taxonomy.sheets import UnreadableFile
 
-    try:
-        data = json.loads(file.read_text("utf-8"))
-    except (ValueError, UnicodeError) as exc:
-        click.echo(f"error: invalid_catalogue: not JSON: {exc}", err=True)
-        sys.exit(2)
-    if not isinstance(data, dict):
-        click.echo("error: invalid_catalogue: expected a JSON object", err=True)
-        sys.exit(2)
+    kind = workbook.format_of(file)
+    if kind is None:
+        _refuse(f"{file.name}: expected a .json, .xlsx or .csv file")
+    data: dict[str, Any] = {}
+    sheet: workbook.SheetCatalogue | None = None
+    if kind == "json":
+        try:
+            loaded = json.loads(file.read_text("utf-8"))
+        except (ValueError, UnicodeError) as exc:
+            _refuse(f"not JSON: {exc}")
+        if not isinstance(loaded, dict):
+            _refuse("expected a JSON object")
+        data = loaded
     engine = engine_from_settings()
     upgrade(engine)
     try:
         with session_scope(engine) as session:
+            if kind != "json":
+                current = taxonomy_service.load_taxonomy(session).catalogue
+                try:
+                    sheet = workbook.read_catalogue_file(file, current)
+                except UnreadableFile as exc:
+                    _refuse(str(exc))
+                data = sheet.data
             known = set(session.execute(select(col(Department.code))).scalars())
             cat = taxonomy_service.import_catalogue(
                 session,
@@ -100,18 +119,76 @@ def taxonomy_import(file: Path) -> None:
                 known_departments=known,
                 cases_in_use=dispatch_service.open_cases_by_subcategory(session),
                 note=file.name,
+                locate=sheet.locate if sheet else None,
+                problems=sheet.problems if sheet else (),
             )
     except GridgovError as exc:
         fail(exc)
     subs = sum(len(c.subcategories) for c in cat.categories)
-    click.echo(f"catalogue installed: {len(cat.categories)} categories, {subs} subcategories")
+    items = sum(len(s.items) for _, s in cat.iter_subcategories())
+    click.echo(
+        f"catalogue installed: {len(cat.categories)} categories, {subs} subcategories, "
+        f"{items} items"
+    )
+    if kind == "csv":
+        click.echo("escalation ladders and version kept from the catalogue in force")
+
+
+def _refuse(message: str) -> NoReturn:
+    """A file that cannot be read as a catalogue at all."""
+    click.echo(f"error: invalid_catalogue: {message}", err=True)
+    sys.exit(2)
 
 
 @taxonomy.command("export")
-def taxonomy_export() -> None:
-    """Print the catalogue in force as JSON."""
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "xlsx", "csv"]),
+    default=None,
+    help="default: from the --output suffix, else json",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="write to this file instead of standard output (required for xlsx)",
+)
+def taxonomy_export(fmt: str | None, output: Path | None) -> None:
+    """Write the catalogue in force as `taxonomy import` reads it: JSON (default, to standard
+    output), an XLSX workbook (items, escalation and catalogue sheets) or the CSV items table
+    (UTF-8 with a byte-order mark, so Excel shows the Chinese)."""
     from taxonomy import service as taxonomy_service
+    from taxonomy import workbook
 
+    if fmt is None:
+        fmt = workbook.format_of(output) if output is not None else "json"
+        if fmt is None:
+            assert output is not None
+            click.echo(
+                f"error: cannot tell the format from {output.name!r}: give --format json, xlsx "
+                "or csv",
+                err=True,
+            )
+            sys.exit(2)
+    if fmt == "xlsx" and output is None:
+        click.echo(
+            "error: an XLSX workbook is binary and is not written to the terminal: "
+            "give --output FILE.xlsx",
+            err=True,
+        )
+        sys.exit(2)
     with session_scope(engine_from_settings()) as session:
-        tax = taxonomy_service.load_taxonomy(session)
-    click.echo(json.dumps(tax.catalogue.model_dump(mode="json"), ensure_ascii=False, indent=1))
+        catalogue = taxonomy_service.load_taxonomy(session).catalogue
+    if fmt == "xlsx":
+        assert output is not None
+        workbook.write_xlsx(catalogue, output)
+        return
+    if fmt == "csv":
+        text = workbook.catalogue_csv(catalogue)
+    else:
+        text = json.dumps(catalogue.model_dump(mode="json"), ensure_ascii=False, indent=1) + "\n"
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8", newline="")

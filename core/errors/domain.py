@@ -119,6 +119,15 @@ class UnknownCategory(ValidationFailed):
     example = {"category": "18"}
 
 
+class UnknownItem(ValidationFailed):
+    """An item (条) code that is not one of the subcategory's items in the catalogue."""
+
+    code = "unknown_item"
+    zh = "小类 {subcategory} 下没有条目 {item!r}"
+    en = "no item {item!r} under subcategory {subcategory}"
+    example = {"item": "0101999", "subcategory": "0101"}
+
+
 class UnknownSubcategory(ValidationFailed):
     """A subcategory code not in the catalogue, or not in the category given with it."""
 

@@ -266,6 +266,7 @@ from shapely.geometry import Point  # noqa: E402
 from dispatch.audit import (  # noqa: E402
     AUDITED_FIELDS,
     LATER_FIELDS,
+    V2_LATER_FIELDS,
     LinkChecker,
     LogHead,
     checkpoint_token,
@@ -282,7 +283,11 @@ DIGESTS = pytest.mark.parametrize("digest", [state_digest, state_digest_v1], ids
 
 
 def _case_state(**changes: Any) -> SimpleNamespace:
-    values: dict[str, Any] = {**dict.fromkeys(AUDITED_FIELDS), **LATER_FIELDS}
+    values: dict[str, Any] = {
+        **dict.fromkeys(AUDITED_FIELDS),
+        **LATER_FIELDS,
+        **V2_LATER_FIELDS,
+    }
     values.update(
         case_no="20261124000042",
         status="dispatched",
@@ -332,6 +337,26 @@ def test_every_later_field_is_covered_once_it_leaves_its_old_value(
     digests = {digest(_case_state(**{k: v})) for k, v in LATER_CHANGES.items()}
     assert base not in digests
     assert len(digests) == len(LATER_CHANGES)
+
+
+V2_LATER_CHANGES: dict[str, Any] = {
+    "item_code": "0101001",
+    "catalogue_revision": 3,
+    "accept_hours": 1.5,
+    "verify_hours": 24.0,
+}
+
+
+def test_every_field_added_after_the_second_digest_is_covered_once_it_leaves_its_old_value() -> (
+    None
+):
+    """0021's columns: at the value every case had before them, the second digest is what it
+    was (the sealed value below); any other value changes it, each differently."""
+    assert set(V2_LATER_CHANGES) == set(V2_LATER_FIELDS)
+    base = state_digest(_case_state())
+    digests = {state_digest(_case_state(**{k: v})) for k, v in V2_LATER_CHANGES.items()}
+    assert base not in digests
+    assert len(digests) == len(V2_LATER_CHANGES)
 
 
 @DIGESTS

@@ -12,19 +12,18 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
-from core.db import session_scope
 from core.errors import InvalidCatalogue
 from dispatch import service as dispatch_service
 from dispatch.calendar import WorkCalendar, parse_office_hours
 from dispatch.changes import CaseEvent, EventType
-from dispatch.models import Department, WarningLevel
+from dispatch.models import WarningLevel
 from dispatch.sla import thresholds
 from dispatch.tasks import run_sweep
 from taxonomy import service as taxonomy_service
 from taxonomy.catalogue import TimeUnit, load_default_catalogue
+from tests.catalogues import import_catalogue
 from tests.conftest import Api, new_client_id
 
 GRID = "440604011001001"
@@ -224,15 +223,7 @@ def test_a_stage_red_card_escalates_to_the_village_once_per_stage_run(
 
 
 def _import(api: Api, data: dict[str, Any]) -> None:
-    with session_scope(api.engine) as session:
-        known = set(session.execute(select(col(Department.code))).scalars())
-        taxonomy_service.import_catalogue(
-            session,
-            data,
-            now=api.clock.now,
-            known_departments=known,
-            cases_in_use=dispatch_service.open_cases_by_subcategory(session),
-        )
+    import_catalogue(api.engine, data, now=api.clock.now)
 
 
 def test_an_imported_ladder_is_the_one_the_sweep_climbs(

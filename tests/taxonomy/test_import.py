@@ -12,15 +12,12 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from app.cli import main
-from core.db import session_scope
 from core.errors import ImportRefused
-from dispatch import service as dispatch_service
-from dispatch.models import Department
 from taxonomy import service as taxonomy_service
+from tests.catalogues import import_catalogue
 from tests.conftest import SECRET, new_client_id
 from tests.taxonomy.conftest import OwnDb
 
@@ -66,17 +63,7 @@ def _without(data: dict[str, Any], code: str) -> dict[str, Any]:
 
 def _import(db: OwnDb, data: dict[str, Any]) -> int:
     """Import through the service as the CLI does; returns the revision in force after."""
-    with session_scope(db.engine) as session:
-        known = set(session.execute(select(col(Department.code))).scalars())
-        taxonomy_service.import_catalogue(
-            session,
-            data,
-            now=db.api.clock.now,
-            known_departments=known,
-            cases_in_use=dispatch_service.open_cases_by_subcategory(session),
-        )
-    with Session(db.engine) as session:
-        return taxonomy_service.latest_revision_id(session)
+    return import_catalogue(db.engine, data, now=db.api.clock.now)
 
 
 def _refused(db: OwnDb, data: dict[str, Any]) -> tuple[str, ...]:
