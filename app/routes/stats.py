@@ -13,11 +13,13 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from app.deps import ActorDep, RuntimeDep, SessionDep, require_role
 from app.params import only_params
-from core.errors import InvalidRange
+from core.errors import InvalidRange, UnknownCategory
 from core.models import Role
 from core.security import Actor
-from dispatch import stats
+from dispatch import heat, stats
+from dispatch.heat import HeatBy, HeatOut
 from dispatch.stats import AreaStatsOut, DepartmentStatsOut, Figures, Period, Scope
+from grid.models import AreaLevel
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
@@ -124,3 +126,40 @@ def area_stats(
     if format is Format.CSV:
         return _csv(f"areas-{level.value}", period, stats.AreaFigures, items)
     return AreaStatsOut(items=items)
+
+
+@router.get("/heat", response_model=HeatOut, response_model_by_alias=True)
+def heat_stats(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    actor: ActorDep,
+    _known: Annotated[None, Depends(only_params(("level", "from", "to", "category_code", "by")))],
+    first: First,
+    last: Last,
+    level: Annotated[Level, Query(description="town (镇街), village (村居) or grid")] = Level.GRID,
+    category_code: Annotated[
+        str | None, Query(max_length=2, description="one category (01-17); all when left out")
+    ] = None,
+    by: Annotated[
+        HeatBy,
+        Query(description="area (one count per area), day (per local day) or hour (0-23)"),
+    ] = HeatBy.AREA,
+) -> Any:
+    """热力: cases reported per area of a level over local days `from` to `to`, for one
+    category or all, optionally per local day or hour of the day: what the console's map
+    colours. Command centres; a scoped dispatcher counts its own area's cases only."""
+    require_role(actor, Role.ADMIN, Role.DISPATCHER)
+    period = _period(runtime, first, last)
+    if (
+        category_code is not None
+        and runtime.taxonomy.get().catalogue.category(category_code) is None
+    ):
+        raise UnknownCategory(category=category_code)
+    return heat.heat(
+        session,
+        level=AreaLevel(level.value),
+        period=period,
+        by=by,
+        category_code=category_code,
+        scope=_scope(actor),
+    )
