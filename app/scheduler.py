@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +25,7 @@ from dispatch.tasks import run_sweep
 from media import service as media_service
 from notify.delivery import Breaker, drain, make_client
 from notify.webhooks import policy_from
+from surveillance import runner
 
 log = logging.getLogger("gridgov.scheduler")
 
@@ -135,6 +136,52 @@ def classifier_job(runtime: Runtime) -> None:
             log.info("classifier retrained: model %s", result.trained["model_version"])
 
 
+def warning_scan(
+    runtime: Runtime, *, kind: str, now: datetime, slot: str | None = None
+) -> dict[str, Any] | None:
+    """One early-warning scan with this process's grids, catalogue, calendar and settings
+    (`surveillance.runner.run_scan`); the scheduler's and `gridgov warnings scan`'s."""
+    settings = runtime.settings
+    return runner.run_scan(
+        runtime.engine,
+        kind=kind,
+        now=now,
+        grids=runtime.grids.get(),
+        catalogue=runtime.taxonomy.get().catalogue,
+        settings=runner.scan_settings(settings),
+        tz=ZoneInfo(settings.timezone),
+        is_workday=runtime.calendars.get().is_workday,
+        slot=slot,
+    )
+
+
+def warnings_job(runtime: Runtime) -> None:
+    """The early-warning scans that are due (the hour's spike check, the day's space-time scan
+    from GRIDGOV_WARNING_SCAN_HOUR), each claimed: however many processes run this, one runs
+    each slot."""
+    settings = runtime.settings
+    now = runtime.now()
+    for kind, slot in runner.due_slots(
+        now, ZoneInfo(settings.timezone), settings.warning_scan_hour
+    ):
+        try:
+            summary = warning_scan(runtime, kind=kind, now=now, slot=slot)
+        except Exception as exc:  # the claim was let go: the next tick tries the slot again
+            trouble = exc if isinstance(exc, GridgovError) else database_trouble(exc)
+            if trouble is None:
+                log.exception("early-warning %s scan failed", kind)
+            else:
+                log.warning("early-warning %s scan skipped (%s)", kind, trouble.code)
+            continue
+        if summary is not None and (summary["raised"] or summary["updated"]):
+            log.info(
+                "early warning (%s): raised %s, updated %s",
+                kind,
+                summary["raised"],
+                summary["updated"],
+            )
+
+
 def wechat_media_job(runtime: Runtime) -> None:
     """Fetch the residents' photos that are due (claimed rows: several processes never fetch
     one twice; channels/wechat/media.py)."""
@@ -199,6 +246,8 @@ def start_scheduler(runtime: Runtime) -> BackgroundScheduler:
         ("attachments", attachments_job, settings.attachment_prune_interval_seconds, [runtime]),
         ("classifier", classifier_job, settings.classifier_retrain_check_seconds, [runtime]),
     ]
+    if settings.warning_scan_enabled:
+        jobs.append(("warnings", warnings_job, 300.0, [runtime]))
     if runtime.wechat is not None:
         jobs.append(
             ("wechat_media", wechat_media_job, settings.wechat_media_interval_seconds, [runtime])

@@ -12,6 +12,7 @@ import events.models
 import grid.models
 import media.models
 import notify.models
+import surveillance.models
 import taxonomy.models
 from core.db import metadata
 
@@ -24,5 +25,6 @@ __all__ = [
     "media",
     "metadata",
     "notify",
+    "surveillance",
     "taxonomy",
 ]

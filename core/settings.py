@@ -78,6 +78,23 @@ class Settings(BaseSettings):
     # checking every so many seconds.
     classifier_retrain_after: int = Field(default=20, ge=0)
     classifier_retrain_check_seconds: float = Field(default=600.0, ge=1.0, le=86400.0)
+    # Early warning (预警): the scheduler's daily space-time scan at this local hour (and a spike
+    # check every hour), over `warning_study_days` of cases; clusters reach at most this radius
+    # and window; a warning needs a recurrence interval of at least `warning_min_recurrence_days`
+    # (how often chance alone would give one this strong, in days of daily scans).
+    warning_scan_enabled: bool = True
+    warning_scan_hour: int = Field(default=6, ge=0, le=23)
+    warning_study_days: int = Field(default=365, ge=28, le=3 * 366)
+    warning_max_radius_m: float = Field(default=1000.0, ge=100.0, le=20_000.0)
+    warning_max_window_days: int = Field(default=14, ge=1, le=60)
+    warning_min_recurrence_days: float = Field(default=1000.0, ge=1.0, le=100_000.0)
+    warning_replications: int = Field(default=999, ge=99, le=9999)
+    # Per category (2 digits) or subcategory (4 digits, scanned on its own besides its
+    # category): `off`, or its own radius/window/recurrence, e.g.
+    # "1201=500m/14d/365,05=off,16=2000m/7d/730".
+    warning_rules: str = Field(
+        default="1201", pattern=r"^\s*(\d{2}(\d{2})?(=(off|\d+m/\d+d/\d+))?\s*(,\s*|$))*$"
+    )
     # 延期: approvals per case at most (`approve_extension` and the centre's own `extend`).
     max_extensions: int = Field(default=2, ge=0, le=100)
     # A `dissatisfied` 回访 allows `reopen` of the closed case for this many (natural) days.

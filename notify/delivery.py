@@ -163,7 +163,19 @@ def body_of(
     session: Session, event: OutboxEvent, sub: WebhookSubscription, catalogue: Catalogue
 ) -> bytes:
     """The POST body: the event and its case as it was then (without history), seen as the
-    subscriber's unit sees it (a department's: personal data masked)."""
+    subscriber's unit sees it (a department's: personal data masked). An early warning's
+    event carries the warning instead."""
+    if event.warning_data is not None:
+        return json.dumps(
+            {
+                "id": event.id,
+                "type": event.type,
+                "occurred_at": event.occurred_at.isoformat(),
+                "warning": event.warning_data,
+            },
+            ensure_ascii=False,
+            separators=(",", ":"),
+        ).encode()
     case = _case_from(event.case_data)
     viewer = (
         Actor(

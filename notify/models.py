@@ -58,7 +58,10 @@ class WebhookSubscription(SQLModel, table=True):
 
 
 class OutboxEvent(SQLModel, table=True):
-    """One case event as it will be sent: its case as it was right after the change."""
+    """One event as it will be sent: a case event with its case as it was right after the
+    change, or an early warning's (`warning.*`) with the warning (`warning_data`; `case_data`
+    empty, `case_id` minus the warning's id: the key that keeps one warning's events in order,
+    never a case's)."""
 
     __tablename__ = "outbox_event"
 
@@ -69,6 +72,7 @@ class OutboxEvent(SQLModel, table=True):
     # The case's columns (`notify.outbox.snapshot`) and, for escalations, the escalation.
     case_data: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
     escalation: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    warning_data: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class OutboxDelivery(SQLModel, table=True):

@@ -14,7 +14,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -333,6 +333,64 @@ def _write_many(
         bulk.insert_rows(DELIVERY_TABLE, _DELIVERY_COLUMNS),
         bulk.rows_param(deliveries, _DELIVERY_COLUMNS),
     )
+
+
+def store_warning(
+    session: Session,
+    *,
+    event_type: str,
+    warning_id: int,
+    area_code: str,
+    warning: dict[str, Any],
+    occurred_at: datetime,
+) -> int:
+    """An early warning's event (`warning.raised` / `warning.updated`) into the same outbox, in
+    the caller's transaction: to the webhook subscriptions of everything and of an area holding
+    the warning's grid (not to a department's: a warning has no unit yet). Deliveries of one
+    warning go out in order (ordering key: minus its id). Returns the number of deliveries."""
+    connection = session.connection()
+    subs = _cache_of(connection.engine.pool).active(connection)
+    takers = [
+        s.id
+        for s in subs
+        if getattr(s, "kind", SubscriptionKind.WEBHOOK) == SubscriptionKind.WEBHOOK
+        and s.department_code is None
+        and (s.area_code is None or area_code.startswith(s.area_code))
+        and (s.event_types is None or event_type in s.event_types)
+    ]
+    if not takers:
+        return 0
+    horizon = timedelta(seconds=get_settings().outbox_retry_horizon_seconds)
+    event_id = connection.execute(
+        insert(EVENT_TABLE)
+        .values(
+            type=event_type,
+            case_id=-warning_id,
+            occurred_at=occurred_at,
+            case_data={},
+            escalation=None,
+            warning_data=warning,
+        )
+        .returning(EVENT_TABLE.c.id)
+    ).scalar_one()
+    at = occurred_at
+    connection.execute(
+        insert(DELIVERY_TABLE),
+        [
+            {
+                "event_id": event_id,
+                "subscription_id": s,
+                "case_id": -warning_id,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": at,
+                "created_at": at,
+                "retry_until": at + horizon,
+            }
+            for s in takers
+        ],
+    )
+    return len(takers)
 
 
 _installed = False

@@ -32,7 +32,10 @@ from notify.models import (
 )
 
 MIN_SECRET_CHARS = 16
-EVENT_TYPES = frozenset(t.value for t in EventType)
+# Case events, and the early-warning events (`warning.raised`, `warning.updated`: the warning
+# instead of a case), which go to subscriptions of everything and of an area holding them.
+WARNING_EVENT_TYPES = frozenset({"warning.raised", "warning.updated"})
+EVENT_TYPES = frozenset(t.value for t in EventType) | WARNING_EVENT_TYPES
 
 
 def policy_from(settings: Settings) -> DeliveryPolicy:

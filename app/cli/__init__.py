@@ -20,6 +20,7 @@ from app.cli.open311 import open311
 from app.cli.outbox import outbox, webhooks
 from app.cli.stats import stats
 from app.cli.users import users
+from app.cli.warnings import warnings
 from app.cli.wechat import wechat
 from app.runtime import build_runtime
 from core.clock import utcnow
@@ -162,6 +163,7 @@ for group in (
     stats,
     attachments,
     classifier,
+    warnings,
 ):
     main.add_command(group)
 main.add_command(open311)

@@ -19,7 +19,9 @@ from core.security import Actor
 from dispatch import heat, stats
 from dispatch.heat import HeatBy, HeatOut
 from dispatch.stats import AreaStatsOut, DepartmentStatsOut, Figures, Period, Scope
-from grid.models import AreaLevel
+from grid.models import CODE_LENGTH, AreaLevel
+from surveillance import alerts
+from surveillance.alerts import WarningStatsOut
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
@@ -162,4 +164,27 @@ def heat_stats(
         by=by,
         category_code=category_code,
         scope=_scope(actor),
+    )
+
+
+@router.get("/warnings", response_model=WarningStatsOut)
+def warning_stats(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    actor: ActorDep,
+    _known: Annotated[None, Depends(only_params(("level", "from", "to")))],
+    first: First,
+    last: Last,
+    level: Annotated[Level, Query(description="town (镇街), village (村居) or grid")] = Level.TOWN,
+) -> WarningStatsOut:
+    """预警 figures: warnings raised per area of a level over local days `from` to `to`, by
+    kind and by where they stand now (command centres; a scoped one: its own area's)."""
+    require_role(actor, Role.ADMIN, Role.DISPATCHER)
+    period = _period(runtime, first, last)
+    return alerts.warning_figures(
+        session,
+        digits=CODE_LENGTH[AreaLevel(level.value)],
+        start=period.start,
+        end=period.end,
+        area_code=actor.area_code,
     )

@@ -119,6 +119,7 @@ from core.errors.open311 import (
     Open311UnknownParameter,
     Open311UnknownService,
 )
+from core.errors.surveillance import WarningClosed, WarningNotFound
 from core.errors.workflow import (
     ACTION_NAMES_ZH,
     AuditBroken,
@@ -159,6 +160,8 @@ def error_table() -> str:
 
 
 __all__ = [
+    "WarningClosed",
+    "WarningNotFound",
     "Open311BadRequest",
     "Open311DateRange",
     "Open311FormatNotFound",

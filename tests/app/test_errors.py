@@ -286,7 +286,18 @@ def test_command_line_errors_speak_the_locale(
 
 # --- the raise sites ---------------------------------------------------------------------
 
-PRODUCT = ("core", "app", "grid", "taxonomy", "media", "dispatch", "events", "notify", "channels")
+PRODUCT = (
+    "core",
+    "app",
+    "grid",
+    "taxonomy",
+    "media",
+    "dispatch",
+    "events",
+    "notify",
+    "channels",
+    "surveillance",
+)
 ERROR_CLASSES: dict[str, type[GridgovError]] = {
     name: obj
     for name, obj in vars(errors_module).items()
