@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     warning_study_days: int = Field(default=365, ge=28, le=3 * 366)
     warning_max_radius_m: float = Field(default=1000.0, ge=100.0, le=20_000.0)
     warning_max_window_days: int = Field(default=14, ge=1, le=60)
-    warning_min_recurrence_days: float = Field(default=1000.0, ge=1.0, le=100_000.0)
+    warning_min_recurrence_days: float = Field(default=3000.0, ge=1.0, le=100_000.0)
     warning_replications: int = Field(default=999, ge=99, le=9999)
     # Per category (2 digits) or subcategory (4 digits, scanned on its own besides its
     # category): `off`, or its own radius/window/recurrence, e.g.
