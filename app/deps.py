@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import AsyncIterator, Iterator
 from typing import Annotated
 
@@ -13,9 +14,17 @@ from sqlmodel import Session
 
 from app.runtime import Runtime
 from core.db import reader, session_scope
-from core.errors import InvalidToken, Lang, MissingToken, TokenRevoked, WrongRole, pick_language
+from core.errors import (
+    CsrfFailed,
+    InvalidToken,
+    Lang,
+    MissingToken,
+    TokenRevoked,
+    WrongRole,
+    pick_language,
+)
 from core.models import Role, User, UserGrid
-from core.security import Actor, TokenClaims, read_token
+from core.security import Actor, TokenClaims, csrf_token, read_token
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -107,25 +116,44 @@ def load_actor(connection: Connection, user_id: int, token_version: int | None) 
     )
 
 
+# The console's session: the same signed token in an HttpOnly, SameSite=Strict cookie.
+SESSION_COOKIE = "gridgov_session"
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 async def get_token_claims(request: Request, credentials: BearerDep) -> TokenClaims:
     """The token's claims, once signature, expiry and revocation are checked: no database but a
     revision read at most every `auth_refresh_seconds` (see `AuthWatch`)."""
-    return await _checked_claims(runtime_of(request), credentials)
+    return await _checked_claims(runtime_of(request), credentials, request)
 
 
 async def _checked_claims(
-    runtime: Runtime, credentials: HTTPAuthorizationCredentials | None
+    runtime: Runtime, credentials: HTTPAuthorizationCredentials | None, request: Request
 ) -> TokenClaims:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise MissingToken()
+    """A bearer token first; without one, the console's session cookie, whose changes (any
+    method but GET/HEAD/OPTIONS) must carry the session's `X-CSRF-Token`."""
     settings = runtime.settings
     now = runtime.now()
+    from_cookie = False
+    if credentials is not None and credentials.scheme.lower() == "bearer":
+        token = credentials.credentials
+    elif (cookie := request.cookies.get(SESSION_COOKIE)) is not None:
+        token, from_cookie = cookie, True
+    else:
+        raise MissingToken()
     claims = read_token(
-        credentials.credentials,
+        token,
         secret=settings.secret_key,
         now=now,
         leeway=settings.token_leeway_seconds,
     )
+    if from_cookie and request.method not in SAFE_METHODS:
+        sent = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(
+            sent.encode(), csrf_token(settings.secret_key, claims.jti).encode()
+        ):
+            raise CsrfFailed()
     if runtime.auth.due():
         await run_in_threadpool(runtime.auth.refresh, now=now)
     if runtime.auth.is_revoked(claims.jti):
@@ -144,7 +172,7 @@ async def get_actor(request: Request, credentials: BearerDep) -> Actor:
     FastAPI resolves every nested dependency again in each request, the repeated ones too.
     """
     runtime = runtime_of(request)
-    claims = await _checked_claims(runtime, credentials)
+    claims = await _checked_claims(runtime, credentials, request)
     cached = runtime.actors.peek(claims.user_id, claims.token_version)
     if cached is not None:
         return cached

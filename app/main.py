@@ -20,6 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import console
 from app.deps import request_language
 from app.metrics import install_metrics
 from app.openapi import document_errors
@@ -28,6 +29,7 @@ from app.routes import (
     auth,
     calendar,
     cases,
+    events,
     grids,
     open311,
     reports,
@@ -214,6 +216,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Sync endpoints run on this many threads; the pool is sized from it (app/db.py).
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.request_threads
+        if runtime.changes is not None:
+            runtime.changes.end_streams_on_exit_signals()
         sched = None
         if scheduler:
             from app.scheduler import start_scheduler
@@ -222,6 +226,8 @@ def create_app(
         try:
             yield
         finally:
+            if runtime.changes is not None:
+                await runtime.changes.close()
             if sched is not None:
                 sched.shutdown(wait=False)
 
@@ -239,7 +245,7 @@ def create_app(
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        form_paths=frozenset({"/v1/auth/token", "/v1/attachments"}),
+        form_paths=frozenset({"/v1/auth/token", "/v1/auth/session", "/v1/attachments"}),
         path_limits={"/v1/attachments": attachments.upload_limit(settings.attachment_max_bytes)},
     )
     # Last middleware added, so outermost: it times and counts every answer, 413s included.
@@ -281,11 +287,14 @@ def create_app(
     def index() -> HTMLResponse:
         return HTMLResponse(_INDEX_HTML)
 
+    console.install(app, settings)
+
     for router in (
         auth.router,
         reports.router,
         cases.router,
         cases.departments_router,
+        cases.workflow_router,
         calendar.router,
         grids.router,
         grids.areas_router,
@@ -293,6 +302,7 @@ def create_app(
         stats.router,
         webhooks.router,
         warnings.router,
+        events.router,
         attachments.router,
         worker.router,
         wechat.router,
@@ -305,7 +315,8 @@ def create_app(
 _INDEX_HTML = """<!doctype html><html lang="zh-CN"><head><meta charset="utf-8">
 <title>gridgov 网格化社会治理</title></head><body>
 <h1>gridgov 网格化社会治理服务</h1>
-<p>服务运行中。<a href="/docs">接口文档</a> · <a href="/openapi.json">OpenAPI</a> ·
+<p>服务运行中。<a href="/console/">指挥中心工作台</a> · <a href="/docs">接口文档</a> ·
+<a href="/openapi.json">OpenAPI</a> ·
 <a href="/healthz">健康检查</a></p></body></html>"""
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.contention import Turns
 from app.metrics import Metrics
 from app.revocation import AuthWatch
+from app.stream import ChangeHub
 from channels.wechat import api as wechat_api
 from channels.wechat import push as wechat_push
 from channels.wechat.api import WechatApi
@@ -101,6 +102,8 @@ class Runtime:
     duplicates: DuplicateRules = field(default_factory=DuplicateRules)
     # The WeChat API (access token shared through the database); None: not configured.
     wechat: WechatApi | None = None
+    # Live screens: this process's reader of the change feed (app/stream.py).
+    changes: ChangeHub | None = None
 
     def now(self) -> datetime:
         return self.clock()
@@ -166,4 +169,5 @@ def build_runtime(settings: Settings, engine: Engine, *, clock: Clock = utcnow) 
             parse_rules(settings.duplicate_rules), settings.duplicate_max_candidates
         ),
         wechat=wechat,
+        changes=ChangeHub(engine, poll_seconds=settings.stream_poll_seconds),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -158,6 +160,12 @@ def _verified(token: str, secret: str) -> tuple[TokenClaims, int]:
     return TokenClaims(
         user_id=int(sub), token_version=version, jti=jti, expires_at=expires_at
     ), issued
+
+
+def csrf_token(secret: str, jti: str) -> str:
+    """The console's anti-CSRF token for one session token: derived, so nothing is stored, and
+    a page of another origin, which cannot read the session's answers, cannot know it."""
+    return hmac.new(secret.encode(), f"csrf:{jti}".encode(), hashlib.sha256).hexdigest()
 
 
 def read_token(token: str, *, secret: str, now: datetime, leeway: float = 0.0) -> TokenClaims:

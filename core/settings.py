@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     office_hours: str = "08:30-12:00,14:00-17:30"
     timezone: str = "Asia/Shanghai"
     sweep_interval_seconds: int = Field(default=60, ge=1)
+    # Live screens (GET /v1/events/stream): how often each process reads the change feed, and
+    # how long one stream lasts before the browser reconnects (and catches up) by itself.
+    stream_poll_seconds: float = Field(default=0.5, gt=0.0, le=10.0)
+    stream_max_seconds: float = Field(default=300.0, gt=0.0)
+    # The console's map: an intranet tile URL template ({z}/{x}/{y}); empty: no tiles, the
+    # grid polygons on a plain background.
+    console_tile_url: str = Field(default="", max_length=500)
     # Cases per sweep transaction (its rows locked that long: ~0.2 s for 1,000 on PostGIS).
     sweep_batch: int = Field(default=1000, ge=1)
     # How often the scheduler inside `serve` brings the 考核 rollup up to date (stats_daily):

@@ -63,6 +63,9 @@ class Transition:
     check: Callable[[Case, Actor, datetime], GridgovError | None] | None = None
     # Takes the actor's photos (`attachment_ids`), linked to the case for this purpose.
     attachments: Purpose | None = None
+    # The action's name on a button (Chinese), and the fields it takes beyond `needs`.
+    label: str = ""
+    takes: frozenset[str] = frozenset({"note"})
 
     def target_of(self, case: Case, params: ActionParams) -> CaseStatus | None:
         if self.target is None or isinstance(self.target, CaseStatus):
@@ -99,6 +102,8 @@ E = EventType
 
 TRANSITIONS: dict[Action, Transition] = {
     Action.REGISTER: Transition(
+        label="立案",
+        takes=frozenset({"subcategory_code", "item_code", "department_code", "note"}),
         sources=_from(S.REPORTED),
         target=S.REGISTERED,
         party=CC,
@@ -106,6 +111,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.REGISTERED,
     ),
     Action.REJECT: Transition(
+        label="不予立案",
         sources=_from(S.REPORTED, S.REGISTERED),
         target=S.REJECTED,
         party=CC,
@@ -114,6 +120,8 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.REJECTED,
     ),
     Action.DISPATCH: Transition(
+        label="派遣",
+        takes=frozenset({"department_code", "note"}),
         sources=_from(S.REGISTERED),
         target=S.DISPATCHED,
         party=CC,
@@ -121,6 +129,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.DISPATCHED,
     ),
     Action.ACCEPT: Transition(
+        label="签收",
         sources=_from(S.DISPATCHED),
         target=S.ACCEPTED,
         party=DEPT,
@@ -128,6 +137,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.ACCEPTED,
     ),
     Action.RETURN: Transition(
+        label="退单",
         sources=_from(S.DISPATCHED, S.ACCEPTED),
         target=S.REGISTERED,
         party=DEPT,
@@ -136,6 +146,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.RETURNED,
     ),
     Action.EXTEND: Transition(
+        label="延期",
         sources=_from(S.DISPATCHED, S.ACCEPTED),
         target=None,
         party=CC,
@@ -144,6 +155,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.EXTENDED,
     ),
     Action.SUSPEND: Transition(
+        label="挂起",
         sources=_from(S.DISPATCHED, S.ACCEPTED),
         target=S.SUSPENDED,
         party=CC,
@@ -152,6 +164,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.SUSPENDED,
     ),
     Action.RESUME: Transition(
+        label="恢复",
         sources=_from(S.SUSPENDED),
         target=effects.resume_target,
         party=CC,
@@ -159,6 +172,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.RESUMED,
     ),
     Action.RESOLVE: Transition(
+        label="办结反馈",
         sources=_from(S.ACCEPTED),
         target=S.RESOLVED,
         party=DEPT,
@@ -168,6 +182,7 @@ TRANSITIONS: dict[Action, Transition] = {
         attachments=Purpose.RESOLVE,
     ),
     Action.VERIFY: Transition(
+        label="核查",
         sources=_from(S.RESOLVED),
         target=effects.verify_target,
         party=WORKER,
@@ -177,6 +192,7 @@ TRANSITIONS: dict[Action, Transition] = {
         attachments=Purpose.VERIFY,
     ),
     Action.CLOSE: Transition(
+        label="结案",
         sources=_from(S.VERIFIED),
         target=S.CLOSED,
         party=CC,
@@ -184,6 +200,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.CLOSED,
     ),
     Action.REOPEN: Transition(
+        label="重办",
         sources=_from(S.CLOSED, S.VERIFIED),
         target=S.DISPATCHED,
         party=CC,
@@ -193,6 +210,7 @@ TRANSITIONS: dict[Action, Transition] = {
         check=followup.may_reopen,
     ),
     Action.MERGE: Transition(
+        label="并单",
         sources=_from(S.REPORTED, S.REGISTERED),
         target=S.MERGED,
         party=CC,
@@ -201,6 +219,7 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.MERGED,
     ),
     Action.SUPERVISE: Transition(
+        label="督办",
         sources=_from(S.DISPATCHED, S.ACCEPTED, S.SUSPENDED, S.RESOLVED),
         target=None,
         party=CC,
@@ -210,6 +229,7 @@ TRANSITIONS: dict[Action, Transition] = {
         check=_at_or_above_escalation,
     ),
     Action.REQUEST_EXTENSION: Transition(
+        label="申请延期",
         sources=_from(S.DISPATCHED, S.ACCEPTED),
         target=None,
         party=DEPT,
@@ -218,6 +238,8 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.EXTENSION_REQUESTED,
     ),
     Action.APPROVE_EXTENSION: Transition(
+        label="批准延期",
+        takes=frozenset({"note"}),
         sources=_from(S.DISPATCHED, S.ACCEPTED),
         target=None,
         party=CC,
@@ -226,6 +248,7 @@ TRANSITIONS: dict[Action, Transition] = {
         check=followup.pending_request,
     ),
     Action.DENY_EXTENSION: Transition(
+        label="驳回延期",
         sources=_from(S.DISPATCHED, S.ACCEPTED),
         target=None,
         party=CC,
@@ -235,6 +258,7 @@ TRANSITIONS: dict[Action, Transition] = {
         check=followup.pending_request,
     ),
     Action.VISIT: Transition(
+        label="回访",
         sources=_from(S.CLOSED),
         target=None,
         party=CC,
@@ -243,6 +267,8 @@ TRANSITIONS: dict[Action, Transition] = {
         event=E.VISITED,
     ),
     Action.RECATEGORIZE: Transition(
+        label="改类",
+        takes=frozenset({"category_code", "item_code"}),
         sources=_from(S.REGISTERED, S.DISPATCHED, S.ACCEPTED),
         target=None,  # but a new unit after dispatch: `dispatched` (see the effect)
         party=CC,

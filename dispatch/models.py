@@ -79,6 +79,9 @@ class Case(SQLModel, table=True):
         # Heat (热力) and the early-warning scans: cases by report time, of one category or all.
         Index("ix_gg_case_reported_at", "reported_at"),
         Index("ix_gg_case_category_reported_at", "category_code", "reported_at"),
+        # The console: yellow and red cards oldest first (SLA board), a unit's queue by deadline.
+        Index("ix_gg_case_warning_due", "warning_level", "due_at"),
+        Index("ix_gg_case_department_due", "department_code", "due_at"),
     )
     # Optimistic lock: an UPDATE that finds another version fails (two dispatchers at once).
     __mapper_args__ = {"version_id_col": _VERSION}  # noqa: RUF012

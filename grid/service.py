@@ -333,12 +333,32 @@ def upsert_areas(session: Session, areas: Iterable[AreaIn], *, now: datetime) ->
     return {"created": created, "updated": updated}
 
 
+# Metres per degree of latitude: a simplification tolerance in metres, as degrees.
+METRES_PER_DEGREE = 111_320.0
+
+
+def _drawn(geom: Any, simplify_m: float | None) -> Any:
+    """A shape for drawing: simplified within `simplify_m` metres (topology kept, so no ring
+    collapses) and coordinates cut to 6 decimals (~0.1 m)."""
+    if simplify_m:
+        geom = geom.simplify(simplify_m / METRES_PER_DEGREE, preserve_topology=True)
+    return shapely.set_precision(geom, 1e-6)
+
+
 def export_feature_collection(
-    session: Session, *, level: AreaLevel | None = None
+    session: Session,
+    *,
+    level: AreaLevel | None = None,
+    simplify_m: float | None = None,
+    parent_code: str | None = None,
 ) -> dict[str, Any]:
+    """Active areas as GeoJSON (WGS-84); `simplify_m` gives lighter outlines for a map, the
+    export (no simplification) gives them as stored."""
     query = select(Area).where(col(Area.active).is_(True)).order_by(col(Area.code))
     if level is not None:
         query = query.where(col(Area.level) == level)
+    if parent_code is not None:
+        query = query.where(col(Area.code).startswith(parent_code, autoescape=True))
     features = [
         {
             "type": "Feature",
@@ -349,7 +369,7 @@ def export_feature_collection(
                 "level": a.level,
                 "parent_code": a.parent_code,
             },
-            "geometry": mapping(a.geom),
+            "geometry": mapping(a.geom if simplify_m is None else _drawn(a.geom, simplify_m)),
         }
         for a in session.execute(query).scalars()
     ]

@@ -101,7 +101,15 @@ def serve(host: str, port: int, demo: bool, no_scheduler: bool, workers: int) ->
     engine.dispose()
     os.environ["GRIDGOV_SCHEDULER"] = "0" if no_scheduler else "1"
     click.echo(f"gridgov on http://{host}:{port} (docs: /docs)")
-    uvicorn.run("app.main:app_from_env", factory=True, host=host, port=port, workers=workers)
+    # Open console streams (SSE) never finish by themselves: stop waiting for them after 5 s.
+    uvicorn.run(
+        "app.main:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        timeout_graceful_shutdown=5,
+    )
 
 
 def _seed_if_empty(engine: Engine) -> None:

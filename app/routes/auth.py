@@ -1,24 +1,33 @@
-"""POST /v1/auth/token (OAuth2 password form → bearer token, throttled), /v1/auth/refresh and
-/v1/auth/logout."""
+"""POST /v1/auth/token (OAuth2 password form → bearer token, throttled), /v1/auth/refresh,
+/v1/auth/logout, and the console's cookie session /v1/auth/session (POST, GET, DELETE)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from app import throttle
-from app.deps import ActorDep, ClaimsDep, RuntimeDep, SessionDep
+from app.deps import SESSION_COOKIE, ActorDep, ClaimsDep, RuntimeDep, SessionDep, load_actor
 from app.revocation import revoke_token
-from core.db import session_scope
+from app.runtime import Runtime
+from core.db import reader, session_scope
 from core.errors import InvalidCredentials, TokenRevoked, TooManyAttempts
 from core.models import RevokedToken, User
-from core.security import hash_password, issue_token, verify_password
+from core.security import (
+    Actor,
+    TokenClaims,
+    csrf_token,
+    hash_password,
+    issue_token,
+    read_token,
+    verify_password,
+)
 from core.text import Identifier
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -43,13 +52,8 @@ def _address(request: Request) -> str:
     return (host or "unknown")[:64]
 
 
-@router.post("/token", response_model=TokenOut)
-def token(
-    request: Request,
-    runtime: RuntimeDep,
-    username: Annotated[Identifier, Form(max_length=64)],
-    password: Annotated[str, Form(max_length=256)],
-) -> TokenOut:
+def _sign_in(request: Request, runtime: Runtime, username: str, password: str) -> tuple[User, str]:
+    """The account and a new token for a right password (throttled per username and address)."""
     settings = runtime.settings
     limits = throttle.LoginLimits(
         window=timedelta(seconds=settings.login_window_seconds),
@@ -76,18 +80,101 @@ def token(
     throttle.log_outcome(username=username, address=address, succeeded=ok)
     if not ok or user is None or user.id is None:
         raise InvalidCredentials()
-    ttl = settings.token_ttl_seconds
+    token = issue_token(
+        secret=settings.secret_key,
+        user_id=user.id,
+        token_version=user.token_version,
+        now=now,
+        ttl=settings.token_ttl_seconds,
+    )
+    return user, token
+
+
+@router.post("/token", response_model=TokenOut)
+def token(
+    request: Request,
+    runtime: RuntimeDep,
+    username: Annotated[Identifier, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+) -> TokenOut:
+    user, access_token = _sign_in(request, runtime, username, password)
     return TokenOut(
-        access_token=issue_token(
-            secret=settings.secret_key,
-            user_id=user.id,
-            token_version=user.token_version,
-            now=now,
-            ttl=ttl,
-        ),
-        expires_in=ttl,
+        access_token=access_token,
+        expires_in=runtime.settings.token_ttl_seconds,
         role=user.role,
     )
+
+
+class SessionOut(BaseModel):
+    """The console's signed-in account; `csrf_token` goes in `X-CSRF-Token` on every change."""
+
+    username: str
+    role: str
+    display_name: str | None
+    department_code: str | None
+    area_code: str | None
+    csrf_token: str
+    expires_at: datetime
+    server_time: datetime = Field(
+        description="the service's clock: a page's default periods follow it, not the PC's"
+    )
+
+
+def _session_out(runtime: Runtime, actor: Actor, claims: TokenClaims) -> SessionOut:
+    return SessionOut(
+        username=actor.username,
+        role=actor.role,
+        display_name=actor.display_name,
+        department_code=actor.department_code,
+        area_code=actor.area_code,
+        csrf_token=csrf_token(runtime.settings.secret_key, claims.jti),
+        expires_at=claims.expires_at,
+        server_time=runtime.now(),
+    )
+
+
+@router.post("/session", response_model=SessionOut)
+def open_session(
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    username: Annotated[Identifier, Form(max_length=64)],
+    password: Annotated[str, Form(max_length=256)],
+) -> SessionOut:
+    """Sign in to the console: the token goes in an HttpOnly, SameSite=Strict cookie (scripts
+    never see it); the answer carries the CSRF token the page sends with every change."""
+    _, access_token = _sign_in(request, runtime, username, password)
+    now = runtime.now()
+    claims = read_token(access_token, secret=runtime.settings.secret_key, now=now)
+    with reader(runtime.engine).connect() as connection:
+        actor = load_actor(connection, claims.user_id, claims.token_version)
+    response.set_cookie(
+        SESSION_COOKIE,
+        access_token,
+        max_age=runtime.settings.token_ttl_seconds,
+        path="/",
+        secure=request.url.scheme == "https",
+        httponly=True,
+        samesite="strict",
+    )
+    return _session_out(runtime, actor, claims)
+
+
+@router.get("/session", response_model=SessionOut)
+def current_session(runtime: RuntimeDep, actor: ActorDep, claims: ClaimsDep) -> SessionOut:
+    """Who is signed in (a reloaded console page asks this), with the session's CSRF token."""
+    return _session_out(runtime, actor, claims)
+
+
+@router.delete("/session", status_code=204, response_class=Response)
+def close_session(
+    runtime: RuntimeDep, actor: ActorDep, claims: ClaimsDep, session: SessionDep
+) -> Response:
+    """Sign out of the console: the token is revoked everywhere and the cookie cleared."""
+    _revoke(runtime, session, claims)
+    response = Response(status_code=204)
+    response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
+    return response
 
 
 @router.post("/refresh", response_model=TokenOut)
@@ -126,6 +213,11 @@ def logout(
 ) -> Response:
     """Revoke the presented token in every process (within `auth_refresh_seconds`); the
     account's other tokens keep working. `actor`: only a live account's token is accepted."""
+    _revoke(runtime, session, claims)
+    return Response(status_code=204)
+
+
+def _revoke(runtime: Runtime, session: Session, claims: TokenClaims) -> None:
     revoke_token(
         session,
         jti=claims.jti,
@@ -134,4 +226,3 @@ def logout(
         now=runtime.now(),
     )
     runtime.auth.note_revoked(claims.jti)
-    return Response(status_code=204)

@@ -8,6 +8,7 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlmodel import Session, col
 
@@ -21,6 +22,7 @@ from core.security import Actor
 from core.text import Identifier
 from dispatch import duplicates
 from dispatch import service as dispatch_service
+from dispatch.actions import TRANSITIONS
 from dispatch.models import Case, CaseStatus, Channel, Department
 from dispatch.names import case_names
 from dispatch.schemas import (
@@ -293,5 +295,42 @@ def list_departments(
         items=[
             DepartmentOut(code=d.code, name=d.name, short_name=d.short_name, active=d.active)
             for d in rows
+        ]
+    )
+
+
+workflow_router = APIRouter(prefix="/v1/workflow", tags=["cases"])
+
+
+class ActionFormOut(BaseModel):
+    action: str
+    label: str = Field(description="the action's name on a button (Chinese)")
+    party: str = Field(description="who takes it: command_centre, department or grid_worker")
+    needs: list[str] = Field(description="fields the action requires")
+    takes: list[str] = Field(description="fields it also takes")
+    photos: bool = Field(description="takes `attachment_ids` (photos uploaded first)")
+
+
+class ActionFormListOut(BaseModel):
+    items: list[ActionFormOut]
+
+
+@workflow_router.get("/actions", response_model=ActionFormListOut)
+def list_action_forms(
+    actor: ActorDep, _known: Annotated[None, Depends(only_params(()))]
+) -> ActionFormListOut:
+    """The workflow's actions as forms: label, party and fields (from the transition table);
+    which of them a caller may take on a case now is the case's `actions`."""
+    return ActionFormListOut(
+        items=[
+            ActionFormOut(
+                action=action.value,
+                label=row.label,
+                party=row.party.value,
+                needs=sorted(row.needs),
+                takes=sorted(row.takes - row.needs),
+                photos=row.attachments is not None,
+            )
+            for action, row in TRANSITIONS.items()
         ]
     )

@@ -63,10 +63,20 @@ def locate(
 def list_grids(
     session: SessionDep,
     actor: ActorDep,
+    _known: Annotated[None, Depends(only_params(("level", "simplify", "parent")))],
     level: Annotated[AreaLevel, Query()] = AreaLevel.GRID,
+    simplify: Annotated[
+        float | None,
+        Query(ge=0.1, le=5000, description="metres: lighter outlines for a map (6 decimals)"),
+    ] = None,
+    parent: Annotated[
+        str | None, Query(pattern=r"^(\d{3}){2,4}$", description="only the areas inside this one")
+    ] = None,
 ) -> dict[str, Any]:
     """Active areas of one level as a GeoJSON FeatureCollection (WGS-84)."""
-    return grid_service.export_feature_collection(session, level=level)
+    return grid_service.export_feature_collection(
+        session, level=level, simplify_m=simplify, parent_code=parent
+    )
 
 
 class AreaOut(BaseModel):

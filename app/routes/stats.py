@@ -16,7 +16,8 @@ from app.params import only_params
 from core.errors import InvalidRange, UnknownCategory
 from core.models import Role
 from core.security import Actor
-from dispatch import heat, stats
+from dispatch import board, heat, stats
+from dispatch.board import BoardBy, BoardOut
 from dispatch.heat import HeatBy, HeatOut
 from dispatch.stats import AreaStatsOut, DepartmentStatsOut, Figures, Period, Scope
 from grid.models import CODE_LENGTH, AreaLevel
@@ -188,3 +189,15 @@ def warning_stats(
         end=period.end,
         area_code=actor.area_code,
     )
+
+
+@router.get("/open", response_model=BoardOut)
+def open_board(
+    session: SessionDep,
+    actor: ActorDep,
+    _known: Annotated[None, Depends(only_params(("by",)))],
+    by: Annotated[BoardBy, Query(description="town, village, grid or department")] = BoardBy.TOWN,
+) -> BoardOut:
+    """Open cases now, with their yellow (预警) and red (超时) cards, per area or department:
+    the SLA board and the map's colours; each caller sees the cases it may see."""
+    return board.board(session, actor=actor, by=by)

@@ -70,6 +70,7 @@ from core.errors.domain import (
 )
 from core.errors.http import (
     Busy,
+    CsrfFailed,
     HttpError,
     InternalError,
     InvalidCredentials,
@@ -227,6 +228,7 @@ __all__ = [
     "Lang",
     "MalformedJson",
     "MethodNotAllowed",
+    "CsrfFailed",
     "MissingToken",
     "NotAuthenticated",
     "NotFound",

@@ -165,6 +165,14 @@ class TooManyAttempts(GridgovError):
         self.retry_after = seconds
 
 
+class CsrfFailed(Forbidden):
+    """A change asked with the console's session cookie but without its `X-CSRF-Token`."""
+
+    code = "csrf_failed"
+    zh = "请求缺少有效的 CSRF 令牌，请刷新页面后重试"
+    en = "missing or wrong X-CSRF-Token for a request signed in by cookie; reload the page"
+
+
 class WrongRole(Forbidden):
     """The operation is for other roles."""
 

@@ -8,8 +8,6 @@ the test asserts none was even attempted. Chromium is Debian's (`apt-get install
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,13 +17,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import ConsoleMessage, Page, Response, Route, sync_playwright
 from sqlalchemy.engine import Engine
 
 from app.main import create_app
 from core.settings import Settings
 from tests.conftest import FakeClock
+from tests.live import running
 
 CHROMIUM = Path("/usr/bin/chromium")
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -33,25 +31,8 @@ HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "tra
 
 @pytest.fixture
 def live_server(settings: Settings, engine: Engine, clock: FakeClock) -> Iterator[str]:
-    """The app under uvicorn on a free 127.0.0.1 port; yields its base URL."""
-    app = create_app(settings=settings, engine=engine, clock=clock)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        for _ in range(200):
-            if server.started or not thread.is_alive():
-                break
-            thread.join(0.05)
-        assert server.started, "uvicorn did not start within 10 s"
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    with running(create_app(settings=settings, engine=engine, clock=clock)) as url:
+        yield url
 
 
 @dataclass

@@ -138,6 +138,7 @@ def test_serve_starts_with_a_proper_key(cli_env: Path, monkeypatch: pytest.Monke
             "host": "127.0.0.1",
             "port": 8000,
             "workers": 2,
+            "timeout_graceful_shutdown": 5,  # open console streams do not hold a stop
         }
     ]
     assert not Path(f"{cli_env}.secret").exists()
