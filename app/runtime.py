@@ -104,6 +104,11 @@ class Runtime:
     wechat: WechatApi | None = None
     # Live screens: this process's reader of the change feed (app/stream.py).
     changes: ChangeHub | None = None
+    # Simplified grid outlines as encoded JSON, with the grid index they were made under
+    # (app/routes/grids.py): (level, metres, parent) → (index, body).
+    outlines: dict[tuple[str, float, str | None], tuple[object, bytes]] = field(
+        default_factory=dict
+    )
 
     def now(self) -> datetime:
         return self.clock()

@@ -12,14 +12,14 @@ from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
-from sqlalchemy import Integer, func, select
+from sqlalchemy import Boolean, Integer, func, literal_column, select
 from sqlalchemy import case as when
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col
 
 from core.security import Actor
-from dispatch.cases import FINISHED_STATUSES, visibility
-from dispatch.models import Case, Department, WarningLevel
+from dispatch.cases import visibility
+from dispatch.models import OPEN_LOOP_PREDICATE, Case, Department, WarningLevel
 from grid.models import CODE_LENGTH, Area, AreaLevel
 
 
@@ -57,7 +57,7 @@ def board(session: Session, *, actor: Actor, by: BoardBy) -> BoardOut:
         key = Case.__table__.c.department_code  # type: ignore[attr-defined]
     else:
         key = func.substr(col(Case.grid_code), 1, CODE_LENGTH[AreaLevel(by.value)])
-    conditions: list[ColumnElement[bool]] = [col(Case.status).not_in(sorted(FINISHED_STATUSES))]
+    conditions: list[ColumnElement[bool]] = [literal_column(OPEN_LOOP_PREDICATE, Boolean)]
     scope = visibility(actor)
     if scope is not None:
         conditions.append(scope)

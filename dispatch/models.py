@@ -38,6 +38,19 @@ class CaseStatus(StrEnum):
     MERGED = "merged"  # 并单 into another case
 
 
+# Cases still in the loop (not closed, rejected or merged), spelled out as constants: the SLA
+# board's query uses this very predicate, the one of the partial index `ix_gg_case_open`
+# (migration 0023), which a planner matches only when the query says the same.
+OPEN_LOOP_STATUSES = tuple(
+    sorted(
+        s.value
+        for s in CaseStatus
+        if s not in (CaseStatus.CLOSED, CaseStatus.REJECTED, CaseStatus.MERGED)
+    )
+)
+OPEN_LOOP_PREDICATE = "status IN ({})".format(", ".join(f"'{s}'" for s in OPEN_LOOP_STATUSES))
+
+
 class Channel(StrEnum):
     """How a case came in (the contract's names)."""
 
@@ -82,6 +95,17 @@ class Case(SQLModel, table=True):
         # The console: yellow and red cards oldest first (SLA board), a unit's queue by deadline.
         Index("ix_gg_case_warning_due", "warning_level", "due_at"),
         Index("ix_gg_case_department_due", "department_code", "due_at"),
+        # The SLA board and the map's colours: open cases by place, unit and card, read from
+        # the index alone.
+        Index(
+            "ix_gg_case_open",
+            "grid_code",
+            "department_code",
+            "warning_level",
+            "due_at",
+            postgresql_where=text(OPEN_LOOP_PREDICATE),
+            sqlite_where=text(OPEN_LOOP_PREDICATE),
+        ),
     )
     # Optimistic lock: an UPDATE that finds another version fails (two dispatchers at once).
     __mapper_args__ = {"version_id_col": _VERSION}  # noqa: RUF012

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel
 
 from app.deps import ActorDep, RuntimeDep, SessionDep
@@ -59,8 +60,14 @@ def locate(
     )
 
 
-@router.get("")
+# Simplified outlines (the console's maps) kept per process as encoded JSON, for as long as the
+# grid revision holds (a new grid index object from `runtime.grids` means the grids changed).
+OUTLINE_CACHE_ENTRIES = 32
+
+
+@router.get("", response_model=dict[str, Any])
 def list_grids(
+    runtime: RuntimeDep,
     session: SessionDep,
     actor: ActorDep,
     _known: Annotated[None, Depends(only_params(("level", "simplify", "parent")))],
@@ -72,11 +79,23 @@ def list_grids(
     parent: Annotated[
         str | None, Query(pattern=r"^(\d{3}){2,4}$", description="only the areas inside this one")
     ] = None,
-) -> dict[str, Any]:
+) -> dict[str, Any] | Response:
     """Active areas of one level as a GeoJSON FeatureCollection (WGS-84)."""
-    return grid_service.export_feature_collection(
-        session, level=level, simplify_m=simplify, parent_code=parent
-    )
+    if simplify is None:
+        return grid_service.export_feature_collection(session, level=level, parent_code=parent)
+    index = runtime.grids.get()
+    key = (level.value, simplify, parent)
+    cache = runtime.outlines
+    hit = cache.get(key)
+    if hit is None or hit[0] is not index:
+        collection = grid_service.export_feature_collection(
+            session, level=level, simplify_m=simplify, parent_code=parent
+        )
+        body = json.dumps(collection, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(cache) >= OUTLINE_CACHE_ENTRIES:
+            cache.clear()
+        hit = cache[key] = (index, body)
+    return Response(content=hit[1], media_type="application/json")
 
 
 class AreaOut(BaseModel):

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Response
+from openpyxl import Workbook
 
 from app.deps import ActorDep, RuntimeDep, SessionDep, require_role
 from app.params import only_params
@@ -26,6 +27,8 @@ from surveillance.alerts import WarningStatsOut
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
 # The longest period asked at once, in days (five years).
 MAX_DAYS = 1830
 FIRST_YEAR, LAST_YEAR = 2000, 2099
@@ -34,6 +37,7 @@ FIRST_YEAR, LAST_YEAR = 2000, 2099
 class Format(StrEnum):
     JSON = "json"
     CSV = "csv"
+    XLSX = "xlsx"
 
 
 class Level(StrEnum):
@@ -44,13 +48,17 @@ class Level(StrEnum):
 
 _CSV_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {
-        "content": {"text/csv": {"schema": {"type": "string"}}},
-        "description": "the items (JSON), or with `format=csv` the same as CSV (UTF-8, BOM)",
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            XLSX_TYPE: {"schema": {"type": "string", "format": "binary"}},
+        },
+        "description": "the items (JSON), or with `format=csv` the same as CSV (UTF-8, BOM), "
+        "with `format=xlsx` as an Excel workbook (one sheet, the same columns)",
     }
 }
 First = Annotated[date, Query(alias="from", description="first local day (YYYY-MM-DD)")]
 Last = Annotated[date, Query(alias="to", description="last local day, included")]
-FormatQuery = Annotated[Format, Query(description="`json` (default) or `csv`")]
+FormatQuery = Annotated[Format, Query(description="`json` (default), `csv` or `xlsx`")]
 
 
 def _period(runtime: RuntimeDep, first: date, last: date) -> Period:
@@ -76,14 +84,25 @@ def _scope(actor: Actor) -> Scope:
     return Scope(area_code=actor.area_code)
 
 
-def _csv(name: str, period: Period, model: type[Figures], items: list[Any]) -> Response:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\r\n").writerows(stats.csv_rows(model, items))
-    filename = f"{name}-{period.first.isoformat()}-{period.last.isoformat()}.csv"
+def _table(
+    name: str, period: Period, model: type[Figures], items: list[Any], format: Format
+) -> Response:
+    """The figures as a download: CSV (UTF-8 with BOM, opens in Excel) or an XLSX workbook."""
+    rows = stats.csv_rows(model, items)
+    filename = f"{name}-{period.first.isoformat()}-{period.last.isoformat()}.{format.value}"
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if format is Format.XLSX:
+        book = Workbook(write_only=True)
+        sheet = book.create_sheet(title=name[:31])
+        for row in rows:
+            sheet.append(row)
+        out = io.BytesIO()
+        book.save(out)
+        return Response(content=out.getvalue(), media_type=XLSX_TYPE, headers=headers)
+    text = io.StringIO()
+    csv.writer(text, lineterminator="\r\n").writerows(rows)
     return Response(
-        content="\ufeff" + out.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        content="\ufeff" + text.getvalue(), media_type="text/csv; charset=utf-8", headers=headers
     )
 
 
@@ -105,8 +124,8 @@ def department_stats(
     require_role(actor, Role.ADMIN, Role.DISPATCHER, Role.DEPARTMENT)
     period = _period(runtime, first, last)
     items = stats.department_figures(session, period=period, scope=_scope(actor))
-    if format is Format.CSV:
-        return _csv("departments", period, stats.DepartmentFigures, items)
+    if format is not Format.JSON:
+        return _table("departments", period, stats.DepartmentFigures, items, format)
     return DepartmentStatsOut(items=items)
 
 
@@ -126,8 +145,8 @@ def area_stats(
     require_role(actor, Role.ADMIN, Role.DISPATCHER)
     period = _period(runtime, first, last)
     items = stats.area_figures(session, level=level.value, period=period, scope=_scope(actor))
-    if format is Format.CSV:
-        return _csv(f"areas-{level.value}", period, stats.AreaFigures, items)
+    if format is not Format.JSON:
+        return _table(f"areas-{level.value}", period, stats.AreaFigures, items, format)
     return AreaStatsOut(items=items)
 
 

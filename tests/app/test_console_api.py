@@ -128,7 +128,7 @@ def test_the_console_page_has_a_strict_policy(client: TestClient) -> None:
     assert res.headers["x-content-type-options"] == "nosniff"
     assert "<script>" not in res.text  # no inline script: the policy would refuse it
     assert client.get("/console", follow_redirects=False).headers["location"] == "/console/"
-    script = client.get("/console/app.js")
+    script = client.get("/console/js/app.js")
     assert script.status_code == 200
     assert "javascript" in script.headers["content-type"]
     assert client.get("/console/../core/settings.py").status_code == 404

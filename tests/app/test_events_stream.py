@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from app.main import create_app
+from core.db import make_engine
 from core.settings import Settings
 from tests.conftest import Api, FakeClock, new_client_id
 from tests.live import running
@@ -200,3 +201,29 @@ def test_the_console_cookie_opens_a_stream_and_nothing_else_does(
         listener.close()
     anonymous = httpx.get(f"{server}/v1/events/stream")
     assert (anonymous.status_code, anonymous.json()["error"]) == (401, "missing_token")
+
+
+@pytest.mark.parametrize("backend", ["postgis"], indirect=True)
+def test_a_change_through_another_process_reaches_the_listener(
+    settings: Settings, engine: Engine, clock: FakeClock, api: Api, demo_points: Point
+) -> None:
+    """Two services on one PostgreSQL (each with its own engine, as two processes would have):
+    what is filed through one reaches the listeners of the other."""
+    fast = settings.model_copy(update={"stream_poll_seconds": 0.1})
+    other_engine = make_engine(settings.database_url, settings=settings)
+    try:
+        with (
+            running(create_app(settings=fast, engine=engine, clock=clock)) as first,
+            running(create_app(settings=fast, engine=other_engine, clock=clock)) as second,
+        ):
+            listener = Listener(first, api.headers("dispatcher"))
+            try:
+                started = time.monotonic()
+                cases = [_report(second, api, demo_points, G1) for _ in range(5)]
+                for case in cases:
+                    listener.until(lambda d, c=case: d["case_id"] == c["id"], 2.0)
+                assert time.monotonic() - started < 2.0 + 5 * 0.5
+            finally:
+                listener.close()
+    finally:
+        other_engine.dispose()

@@ -11,6 +11,7 @@ $GRIDGOV_SCREENSHOTS): look at them.
 from __future__ import annotations
 
 import importlib
+import io
 import os
 import re
 import sys
@@ -25,6 +26,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from openpyxl import load_workbook
+from PIL import Image
 from playwright.sync_api import Browser, ConsoleMessage, Page, Route, expect, sync_playwright
 from sqlalchemy.engine import Engine
 
@@ -157,12 +160,14 @@ def report(base: str, api: Api, point: Point, text: str, grid: str = G1) -> dict
     return dict(res.json())
 
 
-def act(t: Tab, action: str, fields: dict[str, str] | None = None) -> None:
+def act(t: Tab, action: str, fields: dict[str, str | Path] | None = None) -> None:
     t.page.get_by_test_id(f"action-{action}").click()
     form = t.page.get_by_test_id(f"form-{action}")
     for name, value in (fields or {}).items():
         control = form.locator(f"[name={name}]")
-        if control.evaluate("el => el.tagName") == "SELECT":
+        if isinstance(value, Path):
+            control.set_input_files(str(value))
+        elif control.evaluate("el => el.tagName") == "SELECT":
             control.select_option(value)
         else:
             control.fill(value)
@@ -196,6 +201,7 @@ def test_the_whole_loop_in_the_browser(
     demo_points: Point,
     settings: Settings,
     engine: Engine,
+    tmp_path: Path,
 ) -> None:
     # Some data for the map, the board and the statistics: three reports yesterday, now red
     # cards after the sweep, and the warning a scan would raise over them.
@@ -250,18 +256,41 @@ def test_the_whole_loop_in_the_browser(
             sign_in(department, server, unit)
             mine = department.page.locator(f"[data-testid=queue-row][data-case-id='{case['id']}']")
             expect(mine).to_be_visible()
-            shoot(department, "department", "1366x768")
+            for size in SIZES:
+                resize(department, size)
+                shoot(department, "department", size)
             mine.locator("td.desc").click()
             act(department, "accept")
             expect(department.page.locator(".status")).to_have_text("处置中")
-            act(department, "resolve", {"note": "已更换灯泡，恢复照明"})
+            photo = tmp_path / "after.png"
+            Image.new("RGB", (64, 48), (40, 120, 200)).save(photo)
+            act(department, "resolve", {"note": "已更换灯泡，恢复照明", "attachment_ids": photo})
             expect(department.page.locator(".status")).to_have_text("已反馈")
-            shoot(department, "department-case", "1366x768")
+            thumb = department.page.locator(".photos img")
+            expect(thumb).to_have_count(1)
+            for _ in range(50):  # served to the unit's session (cookie), decoded
+                if thumb.evaluate("img => img.complete && img.naturalWidth") > 0:
+                    break
+                time.sleep(0.1)
+            assert thumb.evaluate("img => img.naturalWidth") > 0
+            for size in SIZES:
+                resize(department, size)
+                shoot(department, "department-case", size)
             assert department.outside == []
             assert department.problems == []
+        # the rest of the loop through the API: the check on site, closure, 回访
+        for who, action, body in (
+            (f"gw{G1}", "verify", {"passed": True}),
+            ("dispatcher", "close", {}),
+            ("dispatcher", "visit", {"satisfaction": "satisfied"}),
+        ):
+            res = httpx.post(
+                f"{server}/v1/cases/{case['id']}/{action}", json=body, headers=api.headers(who)
+            )
+            assert res.status_code == 200, res.text
         # the centre's open case page follows the unit's actions live
         expect(centre.page.get_by_test_id("case-detail").locator(".status")).to_have_text(
-            "已反馈", timeout=3_000
+            "已结案", timeout=3_000
         )
 
         for page, ready in (
@@ -274,25 +303,35 @@ def test_the_whole_loop_in_the_browser(
             ("warnings", lambda p: expect(p.get_by_test_id("warning-card")).to_have_count(1)),
             (
                 "sla",
-                lambda p: expect(p.get_by_test_id("sla-towns").locator(".card")).not_to_have_count(
-                    0
+                lambda p: expect(p.get_by_test_id("sla-overdue").locator("tbody tr")).to_have_count(
+                    3
                 ),
             ),
             (
                 "stats",
-                lambda p: expect(
-                    p.get_by_test_id("stats-departments").locator("tbody tr")
-                ).not_to_have_count(0),
+                lambda p: expect(p.get_by_test_id("ranking-chart").locator("rect")).to_have_count(
+                    2
+                ),
             ),
         ):
             centre.page.goto(f"{server}/console/#/{page}")
             ready(centre.page)
             for size in SIZES:
-                centre.page.set_viewport_size(
-                    dict(zip(("width", "height"), SIZES[size], strict=True))
-                )
+                resize(centre, size)
                 shoot(centre, page, size)
         expect(centre.page.get_by_test_id("ranking-chart").first).to_be_visible()
+        with centre.page.expect_download() as download:
+            centre.page.get_by_test_id("stats-departments").get_by_test_id("download-xlsx").click()
+        assert download.value.suggested_filename.endswith(".xlsx")
+        workbook = io.BytesIO(Path(download.value.path()).read_bytes())
+        sheet = load_workbook(workbook, read_only=True).worksheets[0]
+        header, *rows = list(sheet.iter_rows(values_only=True))
+        assert header[:2] == ("department_code", "department_name")
+        assert any(r[0] == case["department_code"] and r[header.index("closed")] == 1 for r in rows)
+        centre.page.goto(f"{server}/console/#/warnings")
+        centre.page.locator("input[name=heat]").check()
+        expect(centre.page.get_by_test_id("heat-summary")).to_contain_text("热力：")
+        shoot(centre, "warnings-heat", "1920x1080")
         centre.page.goto(f"{server}/console/#/warnings")
         card = centre.page.get_by_test_id("warning-card")
         expect(card).to_contain_text("待处理")

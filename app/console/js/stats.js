@@ -1,5 +1,5 @@
 // 统计考核: the 考核 figures of a period (GET /v1/stats/departments, /v1/stats/areas) as tables,
-// rankings drawn as SVG bars, and CSV downloads of the same.
+// rankings drawn as SVG bars, and CSV and XLSX downloads of the same.
 import { api, query } from './api.js';
 import { clear, h, LEVEL_LABELS, localDate, serverNow, num, pct } from './dom.js';
 
@@ -68,7 +68,9 @@ export function renderStats(main) {
       ]);
       const deptRows = departments.items.map((r) => ({ ...r, name: r.department_name || r.department_code }));
       const areaRows = areas.items.map((r) => ({ ...r, name: r.area_name || r.area_code }));
-      const csv = (path, params) => h('a', { class: 'download', href: `${path}${query({ ...params, format: 'csv' })}`, download: '', text: '下载 CSV' });
+      const csv = (path, params) => ['csv', 'xlsx'].map((format) => h('a', {
+        class: 'download', href: `${path}${query({ ...params, format })}`, download: '', testid: `download-${format}`, text: `下载 ${format.toUpperCase()}`,
+      }));
       clear(body).append(
         h('div', { class: 'charts' },
           rankingChart('部门按时办结率排名', deptRows, 'on_time_rate'),
