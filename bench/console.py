@@ -198,6 +198,13 @@ def main() -> None:
         data = generate(url, cases)
         log("rolling up the statistics (as the scheduler does)...")
         refresh(engine, clock=lambda: NOW, tz=ZoneInfo(settings.timezone), rebuild=True)
+        # As autovacuum would have by then: the visibility map set, so the counts are read from
+        # the indexes alone (right after the bulk load, half the pages are not yet all-visible
+        # and the board takes 0.65 s instead of 0.06 s in PostgreSQL).
+        vacuum = create_engine(url, isolation_level="AUTOCOMMIT")
+        with vacuum.connect() as conn:
+            conn.execute(text("VACUUM ANALYZE gg_case"))
+        vacuum.dispose()
         with engine.connect() as conn:
             unit = conn.execute(
                 text("SELECT department_code FROM gg_case WHERE id = :id"), {"id": data["case"]}
