@@ -276,6 +276,11 @@ def test_the_whole_loop_in_the_browser(
             for size in SIZES:
                 resize(department, size)
                 shoot(department, "department-case", size)
+            department.page.goto(f"{server}/console/#/stats")  # its own row, no area table
+            expect(
+                department.page.get_by_test_id("stats-departments").locator("tbody tr")
+            ).to_have_count(1)
+            expect(department.page.get_by_test_id("stats-areas")).to_have_count(0)
             assert department.outside == []
             assert department.problems == []
         # the rest of the loop through the API: the check on site, closure, 回访

@@ -1,6 +1,6 @@
 // 统计考核: the 考核 figures of a period (GET /v1/stats/departments, /v1/stats/areas) as tables,
 // rankings drawn as SVG bars, and CSV and XLSX downloads of the same.
-import { api, query } from './api.js';
+import { api, query, session } from './api.js';
 import { clear, h, LEVEL_LABELS, localDate, serverNow, num, pct } from './dom.js';
 
 const COLUMNS = [
@@ -62,9 +62,11 @@ export function renderStats(main) {
   async function load() {
     const period = { from: from.value, to: to.value };
     try {
+      // A unit reads its own row only; the areas' figures are the command centres'.
+      const centre = session.account && session.account.role !== 'department';
       const [departments, areas] = await Promise.all([
         api.get(`/v1/stats/departments${query(period)}`),
-        api.get(`/v1/stats/areas${query({ ...period, level: level.value })}`),
+        centre ? api.get(`/v1/stats/areas${query({ ...period, level: level.value })}`) : { items: [] },
       ]);
       const deptRows = departments.items.map((r) => ({ ...r, name: r.department_name || r.department_code }));
       const areaRows = areas.items.map((r) => ({ ...r, name: r.area_name || r.area_code }));
@@ -76,7 +78,7 @@ export function renderStats(main) {
           rankingChart('部门按时办结率排名', deptRows, 'on_time_rate'),
           rankingChart('部门满意率排名', deptRows, 'satisfaction_rate')),
         h('section', { testid: 'stats-departments' }, h('h3', {}, '各部门 ', csv('/v1/stats/departments', period)), table(deptRows, '部门')),
-        h('section', { testid: 'stats-areas' }, h('h3', {}, `各${LEVEL_LABELS[level.value]} `, csv('/v1/stats/areas', { ...period, level: level.value })), table(areaRows, LEVEL_LABELS[level.value])));
+        centre ? h('section', { testid: 'stats-areas' }, h('h3', {}, `各${LEVEL_LABELS[level.value]} `, csv('/v1/stats/areas', { ...period, level: level.value })), table(areaRows, LEVEL_LABELS[level.value])) : null);
       message.textContent = '';
     } catch (err) {
       message.textContent = err.message;
