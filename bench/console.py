@@ -59,7 +59,10 @@ CASES = {
     "status": f"CASE WHEN NOT ({OPEN}) THEN 'closed' "
     "ELSE (ARRAY['reported','registered','dispatched','accepted','accepted','resolved'])"
     "[1 + (n / 10) % 6] END",
-    "warning_level": f"CASE WHEN NOT ({OPEN}) THEN 'none' WHEN n % 30 = 0 THEN 'red' "
+    # One closed case in seven was closed late: its row keeps the red card.
+    "warning_level": f"CASE WHEN NOT ({OPEN}) THEN (CASE WHEN n % 7 = 1 THEN 'red' ELSE 'none' END)"
+    " "
+    "WHEN n % 30 = 0 THEN 'red' "
     "WHEN n % 70 = 0 THEN 'yellow' ELSE 'none' END",
     "escalation_level": f"CASE WHEN ({OPEN}) AND n % 30 = 0 THEN 1 ELSE 0 END",
     "resolved_at": f"CASE WHEN {OPEN} THEN NULL ELSE t0 + (n % 11) * interval '1 hour' END",
@@ -126,8 +129,8 @@ PAGES: dict[str, list[str]] = {
     "sla": [
         "/v1/stats/open?by=department",
         "/v1/stats/open?by=town",
-        "/v1/cases?sla=overdue&sort=due_at&limit=50",
-        "/v1/cases?sla=warning&sort=due_at&limit=50",
+        f"/v1/cases?sla=overdue{OPEN_STATUSES}&sort=due_at&limit=50",
+        f"/v1/cases?sla=warning{OPEN_STATUSES}&sort=due_at&limit=50",
     ],
     "stats": [
         f"/v1/stats/departments?{MONTH}",

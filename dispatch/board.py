@@ -19,7 +19,7 @@ from sqlmodel import Session, col
 
 from core.security import Actor
 from dispatch.cases import visibility
-from dispatch.models import OPEN_LOOP_PREDICATE, Case, Department, WarningLevel
+from dispatch.models import OPEN_LOOP_PREDICATE, Case, CaseCard, Department, WarningLevel
 from grid.models import CODE_LENGTH, Area, AreaLevel
 
 
@@ -48,7 +48,8 @@ class BoardOut(BaseModel):
 
 
 def _count(level: WarningLevel) -> ColumnElement[int]:
-    return func.sum(when((col(Case.warning_level) == level.value, 1), else_=0).cast(Integer))
+    # From the card table (see CaseCard): the same level as the case row's, by its triggers.
+    return func.sum(when((col(CaseCard.warning_level) == level.value, 1), else_=0).cast(Integer))
 
 
 def board(session: Session, *, actor: Actor, by: BoardBy) -> BoardOut:
@@ -57,7 +58,9 @@ def board(session: Session, *, actor: Actor, by: BoardBy) -> BoardOut:
         key = Case.__table__.c.department_code  # type: ignore[attr-defined]
     else:
         key = func.substr(col(Case.grid_code), 1, CODE_LENGTH[AreaLevel(by.value)])
-    conditions: list[ColumnElement[bool]] = [literal_column(OPEN_LOOP_PREDICATE, Boolean)]
+    # Qualified: `case_card` has a status too. Said as the index says it (see the model).
+    open_loop = literal_column(f"gg_case.{OPEN_LOOP_PREDICATE}", Boolean)
+    conditions: list[ColumnElement[bool]] = [open_loop]
     scope = visibility(actor)
     if scope is not None:
         conditions.append(scope)
@@ -69,6 +72,8 @@ def board(session: Session, *, actor: Actor, by: BoardBy) -> BoardOut:
             _count(WarningLevel.RED).label("overdue"),
             func.min(col(Case.due_at)).label("oldest"),
         )
+        .select_from(Case)
+        .outerjoin(CaseCard, col(CaseCard.case_id) == col(Case.id))
         .where(*conditions)
         .group_by(key)
     ).all()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from functools import cache
@@ -33,7 +33,7 @@ from core.models import Role
 from core.security import Actor, Party
 from dispatch.changes import EventType, change
 from dispatch.clock import CalendarProvider, apply_sla, set_deadlines
-from dispatch.models import Case, CaseStatus, Department
+from dispatch.models import OPEN_LOOP_STATUSES, Case, CaseCard, CaseStatus, Department, WarningLevel
 from dispatch.policy import Policy
 from taxonomy.catalogue import Catalogue, TimeUnit
 
@@ -442,27 +442,67 @@ def _conditions(actor: Actor, filters: CaseFilter) -> list[ColumnElement[bool]]:
     return found
 
 
-def _order(sort: CaseSort) -> list[Any]:
-    """The sort key then the id, in the same direction; cases without a deadline come last."""
+def _order(sort: CaseSort, *, by_card: bool = False) -> list[Any]:
+    """The sort key then the id, in the same direction; cases without a deadline come last.
+    `by_card`: the deadline and id as the card table holds them (the same values)."""
     descending = sort.startswith("-")
+    ident = col(CaseCard.case_id) if by_card else col(Case.id)
     if sort in (CaseSort.DUE_AT, CaseSort.DUE_AT_DESC):
         # NULLS LAST rather than a sort on `due_at IS NULL`: an index on the deadline (e.g.
-        # `ix_gg_case_warning_due`) then gives the first page without sorting every match.
-        due = col(Case.due_at)
+        # `ix_gg_case_department_due`) then gives the first page without sorting every match.
+        due = col(CaseCard.due_at) if by_card else col(Case.due_at)
         key: Any = (due.desc() if descending else due.asc()).nulls_last()
     else:
         key = col(Case.reported_at).desc() if descending else col(Case.reported_at)
-    return [key, col(Case.id).desc() if descending else col(Case.id)]
+    return [key, ident.desc() if descending else ident]
+
+
+def _card_asked(filters: CaseFilter) -> str | None:
+    """The card a list asks for when the card table answers it: yellow or red, among statuses
+    of the loop only (the SLA board's lists). The table holds exactly those cases (see
+    CaseCard), so reading it first spares reading every case of the statuses."""
+    level = filters.warning_level
+    if level in (WarningLevel.YELLOW, WarningLevel.RED) and filters.statuses:
+        if set(filters.statuses) <= set(OPEN_LOOP_STATUSES):
+            return level
+    return None
 
 
 def list_cases(session: Session, *, actor: Actor, filters: CaseFilter) -> CasePage:
     """One page of the cases this actor may see, and how many match in all."""
+    level = _card_asked(filters)
+    if level is not None:
+        return _list_carded(session, actor=actor, filters=filters, level=level)
     conditions = _conditions(actor, filters)
     total = session.execute(select(func.count()).select_from(Case).where(*conditions)).scalar()
     query = (
         select(Case)
         .where(*conditions)
         .order_by(*_order(filters.sort))
+        .limit(filters.limit)
+        .offset(filters.offset)
+    )
+    return CasePage(items=list(session.execute(query).scalars()), total=int(total or 0))
+
+
+def _list_carded(session: Session, *, actor: Actor, filters: CaseFilter, level: str) -> CasePage:
+    """`list_cases` for one card among open statuses: the card and the statuses are asked of
+    the card table, the other filters of the cases joined to it (none: the count is the card
+    table's alone)."""
+    carded: list[ColumnElement[bool]] = [col(CaseCard.warning_level) == level]
+    if set(filters.statuses) != set(OPEN_LOOP_STATUSES):
+        carded.append(col(CaseCard.status).in_(filters.statuses))
+    others = _conditions(actor, replace(filters, statuses=(), warning_level=None))
+    joined = col(Case.id) == col(CaseCard.case_id)
+    count = select(func.count()).select_from(CaseCard).where(*carded)
+    if others:
+        count = count.join(Case, joined).where(*others)
+    total = session.execute(count).scalar()
+    query = (
+        select(Case)
+        .join(CaseCard, joined)
+        .where(*carded, *others)
+        .order_by(*_order(filters.sort, by_card=True))
         .limit(filters.limit)
         .offset(filters.offset)
     )

@@ -40,7 +40,8 @@ class CaseStatus(StrEnum):
 
 # Cases still in the loop (not closed, rejected or merged), spelled out as constants: the SLA
 # board's query uses this very predicate, the one of the partial index `ix_gg_case_open`
-# (migration 0023), which a planner matches only when the query says the same.
+# (migration 0023), which a planner matches only when the query says the same; the triggers
+# that keep `case_card` spell it out too.
 OPEN_LOOP_STATUSES = tuple(
     sorted(
         s.value
@@ -92,17 +93,17 @@ class Case(SQLModel, table=True):
         # Heat (热力) and the early-warning scans: cases by report time, of one category or all.
         Index("ix_gg_case_reported_at", "reported_at"),
         Index("ix_gg_case_category_reported_at", "category_code", "reported_at"),
-        # The console: yellow and red cards oldest first (SLA board), a unit's queue by deadline.
-        Index("ix_gg_case_warning_due", "warning_level", "due_at"),
+        # The console: a unit's queue by deadline.
         Index("ix_gg_case_department_due", "department_code", "due_at"),
-        # The SLA board and the map's colours: open cases by place, unit and card, read from
-        # the index alone.
+        # The SLA board and the map's colours: open cases by place and unit, read from the
+        # index alone, joined to their cards (`case_card`) by id. No index names
+        # `warning_level` (see CaseCard).
         Index(
             "ix_gg_case_open",
             "grid_code",
             "department_code",
-            "warning_level",
             "due_at",
+            "id",
             postgresql_where=text(OPEN_LOOP_PREDICATE),
             sqlite_where=text(OPEN_LOOP_PREDICATE),
         ),
@@ -205,6 +206,25 @@ class CaseDue(SQLModel, table=True):
         sa_column=Column(ForeignKey("gg_case.id", ondelete="CASCADE"), primary_key=True)
     )
     next_check_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class CaseCard(SQLModel, table=True):
+    """The yellow and red cards of the cases in the loop: one row per case with an open-loop
+    status and a `warning_level` other than `none`, with that level, the status and the
+    deadline. Kept by database triggers (migration 0023), never written by the application, so
+    that no index of `gg_case` names `warning_level`: the sweep changes it on most cases it
+    touches, and a row whose indexed columns do not change is updated in place. The SLA board
+    counts cards here and reads a level's cases by deadline from `ix_case_card_warning_due`."""
+
+    __tablename__ = "case_card"
+    __table_args__ = (Index("ix_case_card_warning_due", "warning_level", "due_at"),)
+
+    case_id: int = Field(
+        sa_column=Column(ForeignKey("gg_case.id", ondelete="CASCADE"), primary_key=True)
+    )
+    warning_level: str = Field(sa_column=Column(String(8), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
 class DuplicateCandidate(SQLModel, table=True):

@@ -26,6 +26,7 @@ from dispatch.tasks import run_sweep
 from dispatch.workflow import Action, Party
 from grid.coords import wgs84_to_gcj02
 from tests.conftest import SECRET, OwnApp, new_client_id
+from tests.dispatch.test_case_card import card_mismatches
 from tests.dispatch.test_case_due import due_queue_mismatches
 
 GRIDS = ("440604011001001", "440604011001002")
@@ -356,3 +357,4 @@ def test_random_actions_keep_the_table_the_history_and_the_audit_log(
         problems, _ = dispatch_service.verify_audit(session, key=SECRET)
     assert problems == []
     assert due_queue_mismatches(own_app.engine) == []
+    assert card_mismatches(own_app.engine) == []

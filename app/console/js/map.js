@@ -131,6 +131,7 @@ export function renderMap(main) {
       summary.textContent = `${shapes.features.length} 个${LEVEL_LABELS[level]} · 在办 ${board.total.open} 件 · 预警 ${board.total.warning} · 超时 ${board.total.overdue}`;
       drawLegend(colour, max);
       box.dataset.drawn = String(shapes.features.length);
+      box.dataset.drawnLevel = level;
       message.textContent = '';
     } catch (err) {
       message.textContent = err.message;

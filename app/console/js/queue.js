@@ -3,7 +3,8 @@
 import { api, cached, onChange, query } from './api.js';
 import { CHANNEL_LABELS, clear, debounce, fmtTime, h, slaBadge, STATUS_LABELS } from './dom.js';
 
-const OPEN = ['reported', 'registered', 'dispatched', 'accepted', 'suspended', 'resolved', 'verified'];
+// The statuses of the loop (not closed, rejected or merged).
+export const OPEN = ['reported', 'registered', 'dispatched', 'accepted', 'suspended', 'resolved', 'verified'];
 const PAGE_SIZE = 50;
 
 function select(name, label, options, value) {

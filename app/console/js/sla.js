@@ -1,7 +1,8 @@
 // SLA 看板: red and yellow cards per department and per town (GET /v1/stats/open), then the
 // overdue and warned cases, oldest deadline first.
-import { api, onChange } from './api.js';
+import { api, onChange, query } from './api.js';
 import { clear, debounce, fmtTime, h } from './dom.js';
+import { OPEN } from './queue.js';
 
 function cards(title, board, testid) {
   return h('section', { class: 'board', testid },
@@ -38,8 +39,8 @@ export function renderSla(main) {
       const [departments, towns, overdue, warning] = await Promise.all([
         api.get('/v1/stats/open?by=department'),
         api.get('/v1/stats/open?by=town'),
-        api.get('/v1/cases?sla=overdue&sort=due_at&limit=50'),
-        api.get('/v1/cases?sla=warning&sort=due_at&limit=50'),
+        api.get(`/v1/cases${query({ sla: 'overdue', status: OPEN, sort: 'due_at', limit: 50 })}`),
+        api.get(`/v1/cases${query({ sla: 'warning', status: OPEN, sort: 'due_at', limit: 50 })}`),
       ]);
       clear(body).append(
         cards('各部门', departments, 'sla-departments'),
