@@ -105,8 +105,8 @@ class Runtime:
     # Live screens: this process's reader of the change feed (app/stream.py).
     changes: ChangeHub | None = None
     # Simplified grid outlines as encoded JSON, with the grid index they were made under
-    # (app/routes/grids.py): (level, metres, parent) → (index, body).
-    outlines: dict[tuple[str, float, str | None], tuple[object, bytes]] = field(
+    # (app/routes/grids.py): (level, metres, parent) → (index, body, gzipped body).
+    outlines: dict[tuple[str, float, str | None], tuple[object, bytes, bytes]] = field(
         default_factory=dict
     )
 

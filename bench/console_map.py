@@ -10,8 +10,8 @@ grids, so the map has colours to draw. The app runs under uvicorn; Chromium (hea
 Per district, over `--rounds` fresh page loads (the outline cache of the process warm after the
 first, as in a command centre where many consoles share a process): the time from choosing the
 grid level to the map reporting it has drawn them (`data-drawn`), the bytes of outlines the
-page received, the JS heap after drawing, and the time a zoom in and a pan take to the next
-painted frame. Prints one JSON.
+page received (decoded, and as sent: gzipped), the JS heap after drawing, and the time a zoom
+in and a pan take to the next painted frame. Prints one JSON.
 
     .venv/bin/python bench/console_map.py [--rounds N]
 """
@@ -117,10 +117,12 @@ def painted_after(page: Page, act: Any) -> float:
 
 def one_load(page: Page, base: str, expected: int) -> dict[str, Any]:
     received: list[int] = []
+    transferred: list[int] = []
 
     def on_response(response: Any) -> None:
         if "/v1/grids" in response.url and "level=grid" in response.url:
             received.append(len(response.body()))
+            transferred.append(response.request.sizes()["responseBodySize"])
 
     page.on("response", on_response)
     page.goto(f"{base}/console/#/map")
@@ -156,6 +158,7 @@ def one_load(page: Page, base: str, expected: int) -> dict[str, Any]:
         "features_drawn": drawn,
         "expected_grids": expected,
         "outline_bytes": sum(received),
+        "outline_bytes_transferred": sum(transferred),
         "js_heap_mb": round(heap / 2**20, 1) if heap else None,
         "zoom_in_painted_s": zoom,
         "pan_painted_s": panned,
@@ -171,7 +174,7 @@ def summary(loads: list[dict[str, Any]]) -> dict[str, Any]:
             "median_warm": round(statistics.median(values[1:] or values), 3),
             "max": round(max(values), 3),
         }
-    for key in ("features_drawn", "outline_bytes", "js_heap_mb"):
+    for key in ("features_drawn", "outline_bytes", "outline_bytes_transferred", "js_heap_mb"):
         out[key] = loads[-1][key]
     return out
 

@@ -247,6 +247,37 @@ def test_simplified_outlines_are_lighter_and_still_polygons(api: Api) -> None:
     assert api.get("dispatcher", "/v1/grids", params={"zoom": 3}).status_code == 422
 
 
+@pytest.mark.parametrize(
+    ("accept", "gzipped"),
+    [
+        ("gzip, deflate", True),
+        ("br;q=1.0, gzip;q=0.5", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip;q=zero", False),
+        ("identity", False),
+        ("", False),
+    ],
+)
+def test_simplified_outlines_come_gzipped_when_asked(api: Api, accept: str, gzipped: bool) -> None:
+    params = {"level": "grid", "simplify": 15}
+    plain = api.client.get(
+        "/v1/grids", params=params, headers={**api.headers("dispatcher"), "Accept-Encoding": ""}
+    )
+    res = api.client.get(
+        "/v1/grids",
+        params=params,
+        headers={**api.headers("dispatcher"), "Accept-Encoding": accept},
+    )
+    assert res.status_code == 200
+    assert res.headers["vary"] == "Accept-Encoding"
+    assert (res.headers.get("content-encoding") == "gzip") is gzipped
+    assert res.content == plain.content  # httpx decodes: the same JSON either way
+    assert "content-encoding" not in plain.headers
+    if gzipped:
+        assert int(res.headers["content-length"]) < 0.4 * len(plain.content)
+
+
 @pytest.mark.parametrize("who", ["dispatcher", "town", "dept", "worker", "worker2"])
 def test_feed_visibility_agrees_with_the_case_list(
     api: Api, demo_points: Point, engine: Any, who: str
