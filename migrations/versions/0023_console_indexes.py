@@ -11,11 +11,11 @@ its first page from `ix_gg_case_department_due`.
 
 The yellow and red cards of the open cases are kept apart, in `case_card` (one row per case in
 the loop whose `warning_level` is not `none`: its level, status and deadline), by triggers on
-`gg_case` like the sweep's queue (0013, 0019). No index of `gg_case` names `warning_level`: the sweep changes it on most of the
-cases it touches, and an UPDATE that changes an indexed column cannot stay on the row's page (a
-HOT update) but adds an entry to every one of the table's indexes. With `warning_level` in two
-indexes a sweep of 1,000 cases took ~180-210 ms, without ~125 ms (bench/sweep.py, 100,000 open
-cases). The board counts cards by joining `case_card`; the SLA board's card lists (a level, by
+`gg_case` like the sweep's queue (0013, 0019). No index of `gg_case` names `warning_level`: the
+sweep changes it on most of the cases it touches, and an UPDATE that changes an indexed column
+cannot stay on the row's page (a HOT update) but adds an entry to every one of the table's
+indexes. With `warning_level` in two indexes a sweep of 1,000 cases took ~180-210 ms, without
+~125 ms (bench/sweep.py, 100,000 open cases). The board counts cards by joining `case_card`; the SLA board's card lists (a level, by
 deadline) read their page from its index and join only those cases.
 """
 
